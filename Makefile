@@ -1,0 +1,40 @@
+# NEXUS — the two commands of the quick start are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+
+.PHONY: run test install install-test lint check services bench clean
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+install: $(VENV)/bin/activate
+	$(PIP) install --quiet -e .
+
+install-test: $(VENV)/bin/activate
+	$(PIP) install --quiet -e ".[test]"
+
+## Install everything and run NEXUS on the embedded default (SQLite + ./var).
+run: install
+	$(VENV)/bin/nexus serve $(ARGS)
+
+## Install what the tests need, start the services they use, lint, and run the whole suite.
+test: install-test services lint
+	NEXUS_TEST_DATABASES=sqlite,postgresql $(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+services:
+	bash scripts/services.sh
+
+lint:
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) scripts/check_boundaries.py
+	$(VENV)/bin/mypy
+
+bench: install-test services
+	$(PY) benchmarks/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

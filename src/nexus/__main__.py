@@ -1,0 +1,3 @@
+from nexus.kernel.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Every NEXUS app is a package here with the same shape (DESIGN.md §2)."""

@@ -1,0 +1,152 @@
+"""Identity's routes beyond the generated ones: tokens, sign-out and the caller's profile."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from nexus.kernel.errors import Problem
+from nexus.kernel.http.app import Nexus, nexus_of, read_body
+from nexus.kernel.http.responses import json_response
+from nexus.kernel.http.routing import RouteDef
+
+from . import schemas
+from .service import IdentityAuthBackend, SignIn, count_orgs, permissions_of
+
+NEXUS: Nexus | None = None
+
+
+def setup(nx: Nexus) -> None:
+    """Become the kernel's authentication backend (also when another app is served alone)."""
+    global NEXUS
+    NEXUS = nx
+    nx.auth.backend = IdentityAuthBackend()
+    nx.state["identity.signin"] = SignIn(nx.db, nx)
+
+
+async def _form(req: Request) -> dict[str, str]:
+    media = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = await read_body(req, 16_384)
+    if media == "application/x-www-form-urlencoded":
+        try:
+            parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            raise Problem(400, "The form is not valid UTF-8.", extra={"error": "invalid_request"}) from None
+        out = {}
+        for k, v in parsed.items():
+            if len(v) != 1:
+                raise Problem(400, f"{k} is given more than once.", extra={"error": "invalid_request"})
+            out[k] = v[0]
+        return out
+    if media == "application/json":
+        from nexus.kernel.jsonutil import loads
+
+        try:
+            data = loads(body)
+        except ValueError:
+            raise Problem(400, "The body is not valid JSON.", type="malformed-json", extra={"error": "invalid_request"}) from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise Problem(400, "The body must be an object of strings.", extra={"error": "invalid_request"})
+        return data
+    raise Problem(415, "Send application/x-www-form-urlencoded (RFC 6749) or application/json.")
+
+
+def _client(req: Request) -> str | None:
+    c = req.scope.get("client")
+    return c[0] if c else None
+
+
+async def token(req: Request) -> Response:
+    """OAuth 2.0 token endpoint: password and refresh_token grants."""
+    form = await _form(req)
+    signin: SignIn = nexus_of(req).state["identity.signin"]
+    grant = form.get("grant_type")
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if grant == "password":
+        username, password = form.get("username"), form.get("password")
+        if not username or not password:
+            raise Problem(400, "username and password are required.", extra={"error": "invalid_request"})
+        if len(username) > 320 or len(password) > 1024:
+            raise Problem(400, "username or password is too long.", extra={"error": "invalid_request"})
+        out = await signin.password_grant(username, password, form.get("org") or None, _client(req),
+                                          req.headers.get("user-agent"))
+        return json_response(out, headers=headers)
+    if grant == "refresh_token":
+        rt = form.get("refresh_token")
+        if not rt or len(rt) > 200:
+            raise Problem(400, "refresh_token is required.", extra={"error": "invalid_request"})
+        return json_response(await signin.refresh_grant(rt, _client(req)), headers=headers)
+    raise Problem(400, "grant_type must be password or refresh_token.", type="unsupported-grant-type",
+                  extra={"error": "unsupported_grant_type"})
+
+
+async def revoke(req: Request) -> Response:
+    """RFC 7009 revocation: revoking a refresh token ends its session."""
+    form = await _form(req)
+    tok = form.get("token")
+    if not tok:
+        raise Problem(400, "token is required.", extra={"error": "invalid_request"})
+    await nexus_of(req).state["identity.signin"].revoke(tok, None)
+    return Response(status_code=200)
+
+
+async def logout(req: Request) -> Response:
+    """End the session of the access token used for this request."""
+    nx = nexus_of(req)
+    p = await nx.principal(req)
+    if p.session_id is None:
+        raise Problem(400, "API keys have no session; revoke the key instead.")
+    await nx.state["identity.signin"].end_session(p.session_id, p.org_id, p.user_id, "signed_out")
+    return Response(status_code=204)
+
+
+async def me(req: Request) -> Response:
+    """The signed-in user, their org, roles and permissions."""
+    nx = nexus_of(req)
+    p = await nx.principal(req)
+    async with nx.db.reader() as conn:
+        org = await conn.fetchrow("SELECT id, slug, name FROM identity_org WHERE id = ?", [p.org_id])
+        user = await conn.fetchrow(
+            "SELECT id, email, name, status, timezone, last_login_at FROM identity_user WHERE id = ?", [p.user_id])
+        _perms, roles = await permissions_of(conn, p.org_id, p.user_id)
+    out: dict[str, Any] = {
+        "id": p.user_id,
+        "email": user[1] if user else p.email,
+        "name": user[2] if user else p.name,
+        "status": user[3] if user else None,
+        "timezone": user[4] if user else "UTC",
+        "last_login_at": user[5] if user else None,
+        "org": {"id": org[0], "slug": org[1], "name": org[2]} if org else None,
+        "roles": list(roles),
+        "permissions": sorted(p.permissions),
+        "auth": {"kind": p.kind, "session_id": p.session_id, "api_key_id": p.api_key_id},
+    }
+    return json_response(out)
+
+
+async def setup_status(req: Request) -> Response:
+    """Whether this installation has an organisation yet (for the sign-in page)."""
+    return json_response({"initialised": await count_orgs(nexus_of(req).db) > 0})
+
+
+_token_form = {
+    "type": "object",
+    "properties": {"grant_type": {"enum": ["password", "refresh_token"]}, "username": {"type": "string"},
+                   "password": {"type": "string"}, "org": {"type": "string"}, "refresh_token": {"type": "string"}},
+    "required": ["grant_type"],
+}
+
+ROUTES = [
+    RouteDef("POST", "/api/v1/auth/token", token, public=True, tags=("auth",), summary="Get tokens (OAuth 2.0)",
+             request_schema=_token_form, request_media="application/x-www-form-urlencoded",
+             response_schema=schemas.TokenResponse),
+    RouteDef("POST", "/api/v1/auth/revoke", revoke, public=True, tags=("auth",), summary="Revoke a refresh token",
+             request_media="application/x-www-form-urlencoded",
+             request_schema={"type": "object", "properties": {"token": {"type": "string"}}}),
+    RouteDef("POST", "/api/v1/auth/logout", logout, tags=("auth",), summary="End this session", status=204),
+    RouteDef("GET", "/api/v1/identity/me", me, tags=("identity",), summary="The signed-in user"),
+    RouteDef("GET", "/api/v1/auth/status", setup_status, public=True, tags=("auth",), summary="Installation status"),
+]

@@ -1,0 +1,531 @@
+"""Identity use cases: the only code that changes identity state."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from nexus.kernel.auth import API_KEY_PREFIX, hash_secret
+from nexus.kernel.cache import TTLCache
+from nexus.kernel.context import Context, Principal, system_context
+from nexus.kernel.db import Database
+from nexus.kernel.errors import Problem, validation
+from nexus.kernel.ids import new_id
+from nexus.kernel.jsonutil import utcnow
+from nexus.kernel.permissions import has_permission
+from nexus.kernel.records import TableSpec, UnitOfWork
+from nexus.kernel.resources import RecordService
+
+from . import models
+
+if os.environ.get("NEXUS_PASSWORD_HASH") == "fast":
+    # Test suites create hundreds of users; production keeps argon2-cffi's RFC 9106 defaults.
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+else:
+    hasher = PasswordHasher()
+_DUMMY_HASH = hasher.hash("not-a-real-password-used-for-timing")
+
+BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
+    "owner": ("Owns the organisation: everything, including other owners.", ["*"]),
+    "admin": ("Administers users, roles and every app.", ["*"]),
+    "member": ("Works in every app; sees colleagues.", [
+        "*.*.read", "*.*.create", "*.*.update", "*.*.delete", "*.*.export", "*.*.import",
+        "identity.users.read", "identity.roles.read", "identity.api-keys.read", "identity.api-keys.create",
+        "identity.api-keys.delete",
+    ]),
+    "viewer": ("Reads every app.", ["*.*.read", "*.*.export", "identity.users.read", "identity.roles.read"]),
+}
+
+MAX_FAILED_BEFORE_LOCK = 5
+LOCK_BASE_SECONDS = 30
+LOCK_MAX_SECONDS = 3600
+ADDR_WINDOW_SECONDS = 900
+ADDR_MAX_FAILURES = 30
+
+USER = TableSpec(models.User, hidden=("password_hash", "failed_logins", "locked_until"))
+USER_ALL = TableSpec(models.User)
+ROLE = TableSpec(models.Role)
+APIKEY = TableSpec(models.ApiKey, hidden=("secret_hash",))
+
+_addr_failures = TTLCache(ttl=ADDR_WINDOW_SECONDS)
+
+
+def invalid_grant(detail: str, status: int = 400, headers: dict[str, str] | None = None) -> Problem:
+    # OAuth 2.0 clients read `error`; everyone else reads the problem fields.
+    return Problem(status, detail, type="invalid-grant", title="Sign-in failed", headers=headers,
+                   extra={"error": "invalid_grant", "error_description": detail})
+
+
+# -- orgs and bootstrap ----------------------------------------------------------------
+
+
+async def create_org(db: Database, slug: str, name: str) -> str:
+    org_id = new_id()
+    ctx = system_context(org_id)
+    async with UnitOfWork(db, ctx) as uow:
+        if await uow.conn.fetchval("SELECT 1 FROM identity_org WHERE slug = ?", [slug]):
+            raise Problem(409, f"An organisation with slug {slug!r} exists.")
+        await uow.conn.execute(
+            "INSERT INTO identity_org (id, slug, name, created_at, timezone) VALUES (?,?,?,?,?)",
+            [org_id, slug, name, db.ts(uow.now), "UTC"],
+        )
+        for role, (desc, perms) in BUILTIN_ROLES.items():
+            await uow.insert(ROLE, {"name": role, "description": desc, "permissions": perms, "builtin": True})
+        uow.audit("identity", "orgs", org_id, "created", None, {"id": org_id, "slug": slug, "name": name})
+        uow.emit("nexus.identity.org.created", org_id, {"id": org_id, "slug": slug, "name": name})
+    return org_id
+
+
+async def org_by_slug(db: Database, slug: str) -> str | None:
+    async with db.reader() as conn:
+        return await conn.fetchval("SELECT id FROM identity_org WHERE slug = ?", [slug])  # type: ignore[no-any-return]
+
+
+async def count_orgs(db: Database) -> int:
+    async with db.reader() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM identity_org"))
+
+
+async def create_admin(db: Database, email: str, password: str, org_slug: str = "default",
+                       org_name: str | None = None) -> tuple[str, str, bool]:
+    """(org id, user id, created): an owner of the org, creating the org if new."""
+    org_id = await org_by_slug(db, org_slug)
+    if org_id is None:
+        org_id = await create_org(db, org_slug, org_name or org_slug.replace("-", " ").title())
+    ctx = system_context(org_id)
+    email = email.strip().lower()
+    async with UnitOfWork(db, ctx) as uow:
+        existing = await uow.find(USER, {"email": email})
+        if existing:
+            user = existing[0]
+            await uow.update(USER_ALL, user["id"], {"password_hash": hasher.hash(password), "status": "active"})
+            await set_roles(uow, user["id"], ["owner"])
+            return org_id, user["id"], False
+        user = await UserService.instance().create(uow, {"email": email, "name": email.split("@")[0],
+                                                         "password": password, "roles": ["owner"],
+                                                         "timezone": "UTC"})
+    return org_id, user["id"], True
+
+
+# -- roles ---------------------------------------------------------------------------
+
+
+async def set_roles(uow: UnitOfWork, user_id: str, role_names: list[str]) -> list[str]:
+    names = list(dict.fromkeys(role_names))
+    roles = {r["name"]: r for r in await uow.find(ROLE, {})}
+    missing = [n for n in names if n not in roles]
+    if missing:
+        raise validation([{"pointer": "/roles", "detail": f"no such role: {', '.join(missing)}"}])
+    p = uow.ctx.principal
+    if "owner" in names and p.kind != "system" and "owner" not in p.roles:
+        raise Problem(403, "Only an owner can make someone an owner.")
+    await uow.conn.execute("DELETE FROM identity_membership WHERE org_id = ? AND user_id = ?", [uow.ctx.org_id, user_id])
+    await uow.conn.executemany(
+        "INSERT INTO identity_membership (org_id, user_id, role_id, created_at) VALUES (?,?,?,?)",
+        [(uow.ctx.org_id, user_id, roles[n]["id"], uow.db.ts(uow.now)) for n in names],
+    )
+    uow.after_commit.append(_invalidate)
+    return names
+
+
+def _invalidate() -> None:
+    from nexus.apps.identity import routes
+
+    if routes.NEXUS is not None:
+        routes.NEXUS.auth.invalidate_all()
+
+
+async def permissions_of(conn: Any, org_id: str, user_id: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    rows = await conn.fetch(
+        "SELECT r.name, r.permissions FROM identity_membership m JOIN identity_role r ON r.id = m.role_id"
+        " WHERE m.org_id = ? AND m.user_id = ? AND r.deleted_at IS NULL",
+        [org_id, user_id],
+    )
+    perms: set[str] = set()
+    names = []
+    for name, raw in rows:
+        names.append(name)
+        perms.update(raw if isinstance(raw, list) else __import__("orjson").loads(raw))
+    return frozenset(perms), tuple(sorted(names))
+
+
+# -- record services ---------------------------------------------------------------
+
+
+class UserService(RecordService):
+    _instance: UserService | None = None
+
+    @classmethod
+    def instance(cls) -> UserService:
+        assert cls._instance is not None
+        return cls._instance
+
+    def __init__(self, resource: Any) -> None:
+        super().__init__(resource)
+        UserService._instance = self
+
+    async def create(self, uow: UnitOfWork, values: dict[str, Any]) -> dict[str, Any]:
+        values = dict(values)
+        password = values.pop("password", None)
+        roles = values.pop("roles", None) or ["member"]
+        email = values["email"]
+        if await uow.find(USER, {"email": email}, include_deleted=True):
+            raise validation([{"pointer": "/email", "detail": "a user with this email exists in this org"}])
+        values["status"] = "active" if password else "invited"
+        values["password_hash"] = hasher.hash(password) if password else None
+        values["roles"] = roles
+        record = await uow.insert(USER, values)
+        record["roles"] = await set_roles(uow, record["id"], roles)
+        self.record_change(uow, "created", None, record)
+        return record
+
+    async def assign_roles(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
+        if record["id"] == uow.ctx.user_id and "owner" in record["roles"] and "owner" not in body.roles:
+            await _ensure_other_owner(uow, record["id"])
+        names = await set_roles(uow, record["id"], body.roles)
+        return await self.change(uow, record, {"roles": names}, "roles_assigned")
+
+    async def deactivate(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
+        if record["id"] == uow.ctx.user_id:
+            raise Problem(409, "You cannot deactivate yourself.")
+        if "owner" in record["roles"]:
+            await _ensure_other_owner(uow, record["id"])
+        await uow.conn.execute(
+            "UPDATE identity_session SET revoked_at = ?, revoked_reason = 'deactivated' WHERE org_id = ? AND user_id = ?"
+            " AND revoked_at IS NULL", [uow.db.ts(uow.now), uow.ctx.org_id, record["id"]])
+        uow.after_commit.append(_invalidate)
+        return await self.change(uow, record, {"status": "deactivated"}, "deactivated")
+
+    async def reactivate(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
+        if record["status"] != "deactivated":
+            raise Problem(409, "The user is not deactivated.")
+        full = await uow.get(USER_ALL, record["id"])
+        status = "active" if full and full.get("password_hash") else "invited"
+        return await self.change(uow, record, {"status": status}, "reactivated")
+
+    async def set_password(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
+        await uow.update(USER_ALL, record["id"], {"password_hash": hasher.hash(body.password), "failed_logins": 0,
+                                                  "locked_until": None})
+        status = "active" if record["status"] == "invited" else record["status"]
+        out = await self.change(uow, await uow.require(USER, record["id"]), {"status": status}, "password_set")
+        return out
+
+    async def before_delete(self, uow: UnitOfWork, record: dict[str, Any]) -> None:
+        if record["id"] == uow.ctx.user_id:
+            raise Problem(409, "You cannot delete yourself.")
+        if "owner" in record["roles"]:
+            await _ensure_other_owner(uow, record["id"])
+        await uow.conn.execute(
+            "UPDATE identity_session SET revoked_at = ?, revoked_reason = 'deleted' WHERE org_id = ? AND user_id = ?"
+            " AND revoked_at IS NULL", [uow.db.ts(uow.now), uow.ctx.org_id, record["id"]])
+        uow.after_commit.append(_invalidate)
+
+
+async def _ensure_other_owner(uow: UnitOfWork, user_id: str) -> None:
+    n = await uow.conn.fetchval(
+        "SELECT count(*) FROM identity_membership m JOIN identity_role r ON r.id = m.role_id"
+        " JOIN identity_user u ON u.id = m.user_id"
+        " WHERE m.org_id = ? AND r.name = 'owner' AND m.user_id <> ? AND u.status = 'active' AND u.deleted_at IS NULL",
+        [uow.ctx.org_id, user_id])
+    if not n:
+        raise Problem(409, "The organisation must keep at least one active owner.")
+
+
+class RoleService(RecordService):
+    async def before_create(self, uow: UnitOfWork, values: dict[str, Any]) -> None:
+        if await uow.find(ROLE, {"name": values["name"]}):
+            raise validation([{"pointer": "/name", "detail": "a role with this name exists"}])
+        values["builtin"] = False
+        _no_escalation(uow.ctx.principal, values.get("permissions") or [])
+
+    async def before_update(self, uow: UnitOfWork, before: dict[str, Any], changes: dict[str, Any]) -> None:
+        if before["builtin"]:
+            raise Problem(409, "Built-in roles cannot be changed; create a custom role.")
+        if "name" in changes and changes["name"] != before["name"] and await uow.find(ROLE, {"name": changes["name"]}):
+            raise validation([{"pointer": "/name", "detail": "a role with this name exists"}])
+        _no_escalation(uow.ctx.principal, changes.get("permissions") or [])
+        uow.after_commit.append(_invalidate)
+
+    async def before_delete(self, uow: UnitOfWork, record: dict[str, Any]) -> None:
+        if record["builtin"]:
+            raise Problem(409, "Built-in roles cannot be deleted.")
+        uow.after_commit.append(_invalidate)
+
+
+def _no_escalation(principal: Principal, perms: list[str]) -> None:
+    """Nobody grants what they do not hold themselves."""
+    for perm in perms:
+        if principal.kind == "system" or "*" in principal.permissions:
+            return
+        probe = perm.replace("*", "x") if perm != "*" else "x.x.x"
+        if not has_permission(principal, probe):
+            raise Problem(403, f"You cannot grant {perm!r}: you do not hold it.")
+
+
+class ApiKeyService(RecordService):
+    async def create(self, uow: UnitOfWork, values: dict[str, Any]) -> dict[str, Any]:
+        p = uow.ctx.principal
+        perms = values.get("permissions") or []
+        _no_escalation(p, perms)
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        row = {
+            "name": values["name"],
+            "user_id": p.user_id,
+            "prefix": key_id,
+            "secret_hash": hash_secret(secret),
+            "permissions": perms,
+            "expires_at": values.get("expires_at"),
+        }
+        record = await uow.insert(APIKEY, row)
+        self.record_change(uow, "created", None, record)
+        shown = dict(record)
+        shown["key"] = f"{API_KEY_PREFIX}{key_id}_{secret}"  # shown once, stored only hashed
+        return shown
+
+    async def revoke(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
+        if record["revoked_at"] is not None:
+            return record
+        uow.after_commit.append(_invalidate)
+        return await self.change(uow, record, {"revoked_at": uow.now}, "revoked")
+
+    async def before_delete(self, uow: UnitOfWork, record: dict[str, Any]) -> None:
+        uow.after_commit.append(_invalidate)
+
+
+# -- sign-in ----------------------------------------------------------------------
+
+
+class SignIn:
+    def __init__(self, db: Database, nx: Any) -> None:
+        self.db = db
+        self.nx = nx
+
+    async def password_grant(self, username: str, password: str, org_slug: str | None,
+                             client_addr: str | None, user_agent: str | None) -> dict[str, Any]:
+        addr_key = ("addr", client_addr or "?")
+        failures = _addr_failures.get(addr_key) or 0
+        if failures >= ADDR_MAX_FAILURES:
+            raise invalid_grant("Too many failed sign-ins from this address; wait and try again.", 429,
+                                {"Retry-After": str(ADDR_WINDOW_SECONDS)})
+        email = username.strip().lower()
+        sql = ("SELECT u.id, u.org_id, u.password_hash, u.status, u.failed_logins, u.locked_until, o.slug"
+               " FROM identity_user u JOIN identity_org o ON o.id = u.org_id"
+               " WHERE u.email = ? AND u.deleted_at IS NULL")
+        args: list[Any] = [email]
+        if org_slug:
+            sql += " AND o.slug = ?"
+            args.append(org_slug)
+        async with self.db.reader() as conn:
+            rows = await conn.fetch(sql, args)
+        if len(rows) > 1:
+            raise Problem(400, "This email belongs to several organisations; pass org=<slug>.",
+                          extra={"error": "invalid_request"})
+        now = utcnow()
+        if not rows:
+            _verify(_DUMMY_HASH, password)
+            self._fail_addr(addr_key, failures)
+            await self._audit_failure(None, None, email, client_addr, "unknown user")
+            raise invalid_grant("Wrong email or password.")
+        user_id, org_id, pw_hash, status, failed, locked_until, _slug = rows[0]
+        locked = self.db.read_ts(locked_until)
+        if locked is not None and locked > now:
+            wait = int((locked - now).total_seconds()) + 1
+            await self._audit_failure(org_id, user_id, email, client_addr, "locked")
+            raise invalid_grant("Too many failed sign-ins; the account is locked for a while.", 429,
+                                {"Retry-After": str(wait)})
+        if status != "active" or not pw_hash or not _verify(pw_hash, password):
+            self._fail_addr(addr_key, failures)
+            failed = (failed or 0) + 1
+            changes: dict[str, Any] = {"failed_logins": failed}
+            if failed >= MAX_FAILED_BEFORE_LOCK:
+                seconds = min(LOCK_BASE_SECONDS * 2 ** (failed - MAX_FAILED_BEFORE_LOCK), LOCK_MAX_SECONDS)
+                changes["locked_until"] = now + timedelta(seconds=seconds)
+            ctx = system_context(org_id)
+            async with UnitOfWork(self.db, ctx) as uow:
+                await uow.conn.execute(
+                    "UPDATE identity_user SET failed_logins = ?, locked_until = ? WHERE id = ?",
+                    [failed, self.db.ts(changes.get("locked_until")), user_id])
+                uow.audit("identity", "users", user_id, "sign_in_failed", None,
+                          {"email": email, "reason": "wrong password" if status == "active" else status,
+                           "failed_logins": failed})
+            raise invalid_grant("Wrong email or password." if status == "active" or not pw_hash
+                                else "This account is not active.")
+        if hasher.check_needs_rehash(pw_hash):
+            pw_hash = hasher.hash(password)
+        ctx = Context(Principal(user_id=user_id, org_id=org_id, kind="user"), None, client_addr)
+        async with UnitOfWork(self.db, ctx) as uow:
+            await uow.conn.execute(
+                "UPDATE identity_user SET failed_logins = 0, locked_until = NULL, last_login_at = ?, password_hash = ?"
+                " WHERE id = ?", [self.db.ts(now), pw_hash, user_id])
+            tokens = await self._new_session(uow, user_id, org_id, client_addr, user_agent)
+            uow.audit("identity", "users", user_id, "signed_in", None, {"session_id": tokens["session_id"]})
+        tokens.pop("session_id")
+        return tokens
+
+    async def refresh_grant(self, refresh_token: str, client_addr: str | None) -> dict[str, Any]:
+        token_id, secret = _split_refresh(refresh_token)
+        async with self.db.reader() as conn:
+            row = await conn.fetchrow(
+                "SELECT t.secret_hash, t.used_at, s.id, s.org_id, s.user_id, s.expires_at, s.revoked_at, u.status"
+                " FROM identity_refresh_token t JOIN identity_session s ON s.id = t.session_id"
+                " JOIN identity_user u ON u.id = s.user_id WHERE t.id = ?", [token_id])
+        if row is None or not secrets.compare_digest(row[0], hash_secret(secret)):
+            raise invalid_grant("The refresh token is invalid.")
+        _secret_hash, used_at, session_id, org_id, user_id, expires_at, revoked_at, status = row
+        now = utcnow()
+        ctx = Context(Principal(user_id=user_id, org_id=org_id, kind="user", session_id=session_id), None, client_addr)
+        if used_at is not None:
+            # Reuse of a rotated token means it leaked: end the whole session (RFC 9700 §4.14.2).
+            async with UnitOfWork(self.db, ctx) as uow:
+                await uow.conn.execute(
+                    "UPDATE identity_session SET revoked_at = ?, revoked_reason = 'refresh_token_reuse'"
+                    " WHERE id = ? AND revoked_at IS NULL", [self.db.ts(now), session_id])
+                uow.audit("identity", "sessions", session_id, "refresh_token_reused", None, {"token_id": token_id})
+            self.nx.auth.invalidate_all()
+            raise invalid_grant("The refresh token was already used; the session has been ended.")
+        if revoked_at is not None or status != "active":
+            raise invalid_grant("The session has ended; sign in again.")
+        exp = self.db.read_ts(expires_at)
+        if exp is not None and exp < now:
+            raise invalid_grant("The refresh token has expired.")
+        async with UnitOfWork(self.db, ctx) as uow:
+            n = await uow.conn.execute(
+                "UPDATE identity_refresh_token SET used_at = ? WHERE id = ? AND used_at IS NULL",
+                [self.db.ts(now), token_id])
+            if n != 1:
+                raise invalid_grant("The refresh token was already used.")
+            new_refresh = await self._new_refresh(uow, session_id)
+        access, ttl = self.nx.auth.issue_access_token(user_id=user_id, org_id=org_id, session_id=session_id)
+        return {"access_token": access, "token_type": "Bearer", "expires_in": ttl, "refresh_token": new_refresh}
+
+    async def revoke(self, token: str, ctx: Context | None) -> None:
+        """RFC 7009: revoking a refresh token ends its session; unknown tokens are not an error."""
+        if token.startswith("nxr_"):
+            try:
+                token_id, secret = _split_refresh(token)
+            except Problem:
+                return
+            async with self.db.reader() as conn:
+                row = await conn.fetchrow(
+                    "SELECT t.secret_hash, s.id, s.org_id, s.user_id FROM identity_refresh_token t"
+                    " JOIN identity_session s ON s.id = t.session_id WHERE t.id = ?", [token_id])
+            if row is None or not secrets.compare_digest(row[0], hash_secret(secret)):
+                return
+            await self.end_session(row[1], row[2], row[3], "revoked")
+
+    async def end_session(self, session_id: str, org_id: str, user_id: str, reason: str) -> None:
+        ctx = Context(Principal(user_id=user_id, org_id=org_id, kind="user", session_id=session_id))
+        async with UnitOfWork(self.db, ctx) as uow:
+            await uow.conn.execute(
+                "UPDATE identity_session SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL",
+                [self.db.ts(uow.now), reason, session_id])
+            uow.audit("identity", "sessions", session_id, "signed_out", None, {"reason": reason})
+        self.nx.auth.invalidate_all()
+
+    async def _new_session(self, uow: UnitOfWork, user_id: str, org_id: str, client_addr: str | None,
+                           user_agent: str | None) -> dict[str, Any]:
+        session_id = new_id()
+        settings = self.nx.settings
+        await uow.conn.execute(
+            "INSERT INTO identity_session (id, org_id, user_id, created_at, expires_at, client_addr, user_agent)"
+            " VALUES (?,?,?,?,?,?,?)",
+            [session_id, org_id, user_id, self.db.ts(uow.now),
+             self.db.ts(uow.now + timedelta(seconds=settings.refresh_token_ttl)), client_addr,
+             (user_agent or "")[:300]])
+        refresh = await self._new_refresh(uow, session_id)
+        access, ttl = self.nx.auth.issue_access_token(user_id=user_id, org_id=org_id, session_id=session_id)
+        return {"access_token": access, "token_type": "Bearer", "expires_in": ttl, "refresh_token": refresh,
+                "session_id": session_id}
+
+    async def _new_refresh(self, uow: UnitOfWork, session_id: str) -> str:
+        token_id = new_id()
+        secret = secrets.token_urlsafe(32)
+        await uow.conn.execute(
+            "INSERT INTO identity_refresh_token (id, session_id, secret_hash, created_at) VALUES (?,?,?,?)",
+            [token_id, session_id, hash_secret(secret), self.db.ts(uow.now)])
+        return f"nxr_{token_id}_{secret}"
+
+    def _fail_addr(self, key: Any, failures: int) -> None:
+        _addr_failures.set(key, failures + 1)
+
+    async def _audit_failure(self, org_id: str | None, user_id: str | None, email: str, addr: str | None,
+                             reason: str) -> None:
+        if org_id is None:
+            return  # no org to file it under; counted per address instead
+        async with UnitOfWork(self.db, system_context(org_id)) as uow:
+            uow.audit("identity", "users", user_id, "sign_in_failed", None, {"email": email, "reason": reason,
+                                                                            "client_addr": addr})
+
+
+def _verify(pw_hash: str, password: str) -> bool:
+    try:
+        return hasher.verify(pw_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _split_refresh(token: str) -> tuple[str, str]:
+    if not token.startswith("nxr_"):
+        raise invalid_grant("The refresh token is invalid.")
+    token_id, _, secret = token[4:].partition("_")
+    if len(token_id) != 26 or not secret:
+        raise invalid_grant("The refresh token is invalid.")
+    return token_id, secret
+
+
+# -- the kernel's auth backend ---------------------------------------------------------
+
+
+class IdentityAuthBackend:
+    async def principal_for_session(self, db: Database, session_id: str, user_id: str, org_id: str) -> Principal | None:
+        async with db.reader() as conn:
+            row = await conn.fetchrow(
+                "SELECT u.email, u.name, u.status, s.revoked_at, s.expires_at FROM identity_session s"
+                " JOIN identity_user u ON u.id = s.user_id"
+                " WHERE s.id = ? AND s.user_id = ? AND s.org_id = ? AND u.deleted_at IS NULL",
+                [session_id, user_id, org_id])
+            if row is None or row[2] != "active" or row[3] is not None:
+                return None
+            exp = db.read_ts(row[4])
+            if exp is not None and exp < utcnow():
+                return None
+            perms, roles = await permissions_of(conn, org_id, user_id)
+        return Principal(user_id=user_id, org_id=org_id, kind="user", permissions=perms, session_id=session_id,
+                         email=row[0], name=row[1], roles=roles)
+
+    async def principal_for_api_key(self, db: Database, key_id: str, secret_hash: str) -> Principal | None:
+        async with db.reader() as conn:
+            row = await conn.fetchrow(
+                "SELECT k.id, k.org_id, k.user_id, k.secret_hash, k.permissions, k.expires_at, k.revoked_at,"
+                " u.status, u.email, u.name, k.last_used_at FROM identity_api_key k"
+                " JOIN identity_user u ON u.id = k.user_id"
+                " WHERE k.prefix = ? AND k.deleted_at IS NULL AND u.deleted_at IS NULL", [key_id])
+            if row is None or not secrets.compare_digest(row[3], secret_hash):
+                return None
+            kid, org_id, user_id, _, key_perms, expires_at, revoked_at, status, email, name, last_used = row
+            now = utcnow()
+            exp = db.read_ts(expires_at)
+            if revoked_at is not None or status != "active" or (exp is not None and exp < now):
+                return None
+            user_perms, roles = await permissions_of(conn, org_id, user_id)
+        if isinstance(key_perms, str):
+            key_perms = __import__("orjson").loads(key_perms)
+        if key_perms:
+            # A key never exceeds its owner: keep only what the owner still holds.
+            probe_owner = Principal(user_id, org_id, "user", user_perms)
+            perms = frozenset(p for p in key_perms if has_permission(probe_owner, p.replace("*", "x")) or "*" in user_perms)
+        else:
+            perms = user_perms
+        last = db.read_ts(last_used)
+        if last is None or (now - last).total_seconds() > 60:
+            # Throttled so that a busy key does not turn every read into a write.
+            async with db.transaction() as conn:
+                await conn.execute("UPDATE identity_api_key SET last_used_at = ? WHERE id = ?", [db.ts(now), kid])
+        return Principal(user_id=user_id, org_id=org_id, kind="api_key", permissions=perms, api_key_id=kid,
+                         email=email, name=name, roles=roles)

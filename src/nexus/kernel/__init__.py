@@ -1,0 +1,1 @@
+"""Platform mechanisms every app uses. The kernel imports no app (checked in CI)."""

@@ -1,0 +1,148 @@
+"""Typed settings read from NEXUS_* environment variables (12-factor).
+
+Unset means the embedded default. Bad values fail at start with a message that
+names the variable and never echoes a password.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message is safe to print."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    host = netloc[1] if len(netloc) == 2 else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    blob_url: str
+    redis_url: str | None
+    nats_url: str | None
+    admin_email: str | None
+    admin_password: str | None
+    secret_key: str
+    max_body_bytes: int = 1_048_576
+    max_import_bytes: int = 20_971_520
+    max_import_rows: int = 50_000
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
+    log_level: str = "INFO"
+    db_pool_size: int = 10
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dialect(self) -> str:
+        return "postgresql" if self.database_url.startswith("postgres") else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        assert self.dialect == "sqlite"
+        raw = self.database_url.split(":///", 1)[1]
+        return Path(raw)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("NEXUS_DATA_DIR") or "./var").resolve()
+        db_url = env.get("NEXUS_DATABASE_URL") or f"sqlite:///{data_dir / 'nexus.db'}"
+        scheme = db_url.split(":", 1)[0]
+        if scheme in ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"):
+            parts = urlsplit(db_url)
+            if not parts.hostname and "host=" not in (parts.query or ""):
+                raise ConfigError(f"NEXUS_DATABASE_URL has no host: {redact_url(db_url)}")
+            if not parts.path.strip("/"):
+                raise ConfigError(f"NEXUS_DATABASE_URL names no database: {redact_url(db_url)}")
+        elif scheme == "sqlite":
+            if ":///" not in db_url or db_url.endswith(":///"):
+                raise ConfigError(f"NEXUS_DATABASE_URL must look like sqlite:///path/to/file.db, got {db_url!r}")
+        else:
+            raise ConfigError(
+                f"NEXUS_DATABASE_URL must be sqlite:///… or postgresql://…, got scheme {scheme!r} "
+                f"({redact_url(db_url)})"
+            )
+        blob_url = env.get("NEXUS_BLOB_URL") or f"file://{data_dir / 'blobs'}"
+        if not blob_url.startswith(("file://", "s3://")):
+            raise ConfigError(f"NEXUS_BLOB_URL must be file://… or s3://…, got {redact_url(blob_url)}")
+        redis_url = env.get("NEXUS_REDIS_URL") or None
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"NEXUS_REDIS_URL must be redis://…, got {redact_url(redis_url)}")
+        nats_url = env.get("NEXUS_NATS_URL") or None
+        if nats_url and not nats_url.startswith(("nats://", "tls://")):
+            raise ConfigError(f"NEXUS_NATS_URL must be nats://…, got {redact_url(nats_url)}")
+        admin_email = env.get("NEXUS_ADMIN_EMAIL") or None
+        if admin_email and "@" not in admin_email:
+            raise ConfigError(f"NEXUS_ADMIN_EMAIL is not an email address: {admin_email!r}")
+        admin_password = env.get("NEXUS_ADMIN_PASSWORD") or None
+        if admin_password is not None and len(admin_password) < 8:
+            raise ConfigError("NEXUS_ADMIN_PASSWORD must be at least 8 characters")
+        secret = env.get("NEXUS_SECRET_KEY") or _load_or_create_secret(data_dir)
+        if len(secret) < 32:
+            raise ConfigError("NEXUS_SECRET_KEY must be at least 32 characters")
+        log_level = (env.get("NEXUS_LOG_LEVEL") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"NEXUS_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+        return cls(
+            data_dir=data_dir,
+            database_url=db_url,
+            blob_url=blob_url,
+            redis_url=redis_url,
+            nats_url=nats_url,
+            admin_email=admin_email,
+            admin_password=admin_password,
+            secret_key=secret,
+            max_body_bytes=_int(env, "NEXUS_MAX_BODY_BYTES", 1_048_576, 1024, 1 << 30),
+            max_import_bytes=_int(env, "NEXUS_MAX_IMPORT_BYTES", 20_971_520, 1024, 1 << 31),
+            max_import_rows=_int(env, "NEXUS_MAX_IMPORT_ROWS", 50_000, 1, 10_000_000),
+            access_token_ttl=_int(env, "NEXUS_ACCESS_TOKEN_TTL", 900, 30, 86_400),
+            refresh_token_ttl=_int(env, "NEXUS_REFRESH_TOKEN_TTL", 30 * 24 * 3600, 300, 365 * 86_400),
+            log_level=log_level,
+            db_pool_size=_int(env, "NEXUS_DB_POOL_SIZE", 10, 1, 500),
+        )
+
+
+def _load_or_create_secret(data_dir: Path) -> str:
+    """The embedded default keeps one generated key in the data dir, readable only by its owner."""
+    path = data_dir / "secret.key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key

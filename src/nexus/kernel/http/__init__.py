@@ -1,0 +1,1 @@
+"""HTTP: one ASGI application for any subset of apps (DESIGN.md §4)."""

@@ -1,0 +1,289 @@
+"""The NEXUS ASGI application and its runtime (settings, database, auth, apps).
+
+Request pipeline: request id → body-size guard → route → authenticate → permission →
+handler → problem+json for any error (never a stack trace) → access log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from nexus.kernel import migrate
+from nexus.kernel.apps import LoadedApp, load_app, resolve
+from nexus.kernel.auth import Authenticator
+from nexus.kernel.config import Settings
+from nexus.kernel.context import Context, Principal, request_id_var
+from nexus.kernel.db import Database, create_database
+from nexus.kernel.errors import Problem, unauthenticated
+from nexus.kernel.http.responses import problem_response
+from nexus.kernel.http.routing import RouteDef, Router
+from nexus.kernel.permissions import PRIVILEGED_APPS
+from nexus.kernel.query import CursorCodec
+from nexus.kernel.records import TableSpec
+from nexus.kernel.resources import Resource, pydantic_errors
+
+log = logging.getLogger("nexus.http")
+_RID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Nexus:
+    """One process's NEXUS: the apps it serves and everything they share."""
+
+    def __init__(self, settings: Settings, apps: list[str] | None = None, *, run_background: bool = True) -> None:
+        self.settings = settings
+        self.db: Database = create_database(settings)
+        self.auth = Authenticator(settings.secret_key, settings.access_token_ttl)
+        self.cursors = CursorCodec(settings.secret_key)
+        self.run_background = run_background
+        load_names, serve_names = resolve(apps)
+        self.loaded: dict[str, LoadedApp] = {n: load_app(n) for n in load_names}
+        for app in self.loaded.values():
+            if app.manifest.privileged:
+                PRIVILEGED_APPS.add(app.name)
+        self.served: list[str] = serve_names
+        self.resources: dict[tuple[str, str], Resource] = {}
+        self.all_resources: dict[str, Resource] = {}
+        for app in self.loaded.values():
+            for r in app.resources:
+                self.all_resources[r.key] = r
+                r.service_instance.references_resolver = self.table_for
+                if app.name in self.served:
+                    self.resources[(r.app, r.name)] = r
+        self.router = Router()
+        self.hooks: dict[str, list[Callable[..., Any]]] = {}
+        self.state: dict[str, Any] = {}
+        self._heads: set[str] | None = None
+        self._started = False
+        from nexus.kernel.http import crud, meta, system
+
+        for r in (*system.ROUTES, *meta.ROUTES, *crud.ROUTES):
+            self.router.add(r)
+        for name in self.served:
+            for rd in self.loaded[name].routes:
+                self.router.add(rd)
+        self.crud = crud
+
+    # -- lookups -------------------------------------------------------------
+    def table_for(self, key: str) -> TableSpec | None:
+        r = self.all_resources.get(key)
+        return r.spec if r else None
+
+    def on(self, hook: str, fn: Callable[..., Any]) -> None:
+        self.hooks.setdefault(hook, []).append(fn)
+
+    # -- lifecycle -----------------------------------------------------------
+    async def startup(self) -> None:
+        if self._started:
+            return
+        await self.db.open()
+        self._heads = migrate.heads(self.settings)
+        for app in self.loaded.values():
+            if app.setup is not None:
+                res = app.setup(self)
+                if res is not None:
+                    await res
+        for app in self.loaded.values():
+            if app.startup is not None:
+                await app.startup(self)
+        self._started = True
+
+    async def shutdown(self) -> None:
+        for fn in self.hooks.get("shutdown", []):
+            await fn()
+        await self.db.close()
+        self._started = False
+
+    async def migrations_current(self) -> bool:
+        if self._heads is None:
+            self._heads = migrate.heads(self.settings)
+        async with self.db.reader() as conn:
+            try:
+                rows = await conn.fetch("SELECT version_num FROM alembic_version")
+            except Exception:
+                return False
+        return {r[0] for r in rows} == self._heads
+
+    # -- per request helpers -------------------------------------------------
+    async def principal(self, req: Request) -> Principal:
+        p = req.scope.get("nexus.principal")
+        if p is None:
+            headers = req.headers
+            p = await self.auth.authenticate(self.db, headers.get("authorization"), headers.get("x-api-key"))
+            req.scope["nexus.principal"] = p
+        return p  # type: ignore[no-any-return]
+
+    async def context(self, req: Request) -> Context:
+        p = await self.principal(req)
+        client = req.scope.get("client")
+        return Context(p, req.scope.get("nexus.request_id"), client[0] if client else None)
+
+    # -- ASGI ----------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        rid = None
+        for k, v in scope["headers"]:
+            if k == b"x-request-id":
+                cand = v.decode("latin-1")
+                if _RID.match(cand):
+                    rid = cand
+                break
+        if rid is None:
+            rid = secrets.token_hex(8)
+        token = request_id_var.set(rid)
+        scope["nexus.request_id"] = rid
+        scope["nexus"] = self
+        path = scope["path"]
+        status_holder = [500]
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            request = Request(scope, receive)
+            try:
+                response = await self.dispatch(request)
+            except Problem as p:
+                response = problem_response(p, instance=path, request_id=rid)
+            except ValidationError as exc:
+                response = problem_response(pydantic_errors(exc), instance=path, request_id=rid)
+            except Exception:
+                log.exception("unhandled error", extra={"fields": {"path": path, "method": scope["method"]}})
+                response = problem_response(
+                    Problem(500, "Something went wrong on our side; the request id identifies it in the logs."),
+                    instance=path, request_id=rid,
+                )
+            await response(scope, receive, send_wrapper)  # type: ignore[arg-type]
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={"fields": {"method": scope["method"], "path": path, "status": status_holder[0],
+                                      "ms": round((time.perf_counter() - started) * 1000, 2)}},
+                )
+            request_id_var.reset(token)
+
+    async def dispatch(self, req: Request) -> Response:
+        method = req.scope["method"]
+        path: str = req.scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/")
+        route, params, allowed = self.router.match(method, path)
+        if route is not None:
+            req.scope["path_params"] = params
+            if not route.public:
+                await self.principal(req)
+            return await route.endpoint(req)
+        if path.startswith("/api/v1/"):
+            parts = path[8:].split("/")
+            if len(parts) >= 2:
+                resource = self.resources.get((parts[0], parts[1]))
+                if resource is not None:
+                    return await self.crud.dispatch_resource(self, req, resource, parts[2:], method)
+        if allowed:
+            raise Problem(405, f"{method} is not allowed here.", headers={"Allow": ", ".join(allowed)})
+        fallback = self.hooks.get("fallback")
+        if fallback and not path.startswith("/api/"):
+            return await fallback[0](req)  # type: ignore[no-any-return]
+        raise Problem(404, f"No such endpoint: {path}")
+
+
+# -- helpers for route handlers -------------------------------------------------
+
+
+def nexus_of(req: Request) -> Nexus:
+    return req.scope["nexus"]  # type: ignore[no-any-return]
+
+
+async def read_body(req: Request, limit: int | None = None) -> bytes:
+    nx = nexus_of(req)
+    limit = limit or nx.settings.max_body_bytes
+    declared = req.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise Problem(413, f"The body is larger than the limit of {limit} bytes.")
+        except ValueError:
+            raise Problem(400, "Content-Length is not a number.") from None
+    chunks = []
+    size = 0
+    async for chunk in req.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"The body is larger than the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def require_json(req: Request) -> None:
+    ctype = req.headers.get("content-type", "")
+    media = ctype.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise Problem(415, "Send the body as application/json.", headers={"Accept": "application/json"})
+
+
+async def parse_json_body(req: Request, model: type[BaseModel]) -> BaseModel:
+    require_json(req)
+    body = await read_body(req)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise pydantic_errors(exc) from None
+
+
+async def optional_principal(req: Request) -> Principal | None:
+    try:
+        return await nexus_of(req).principal(req)
+    except Problem:
+        return None
+
+
+def require_principal(p: Principal | None) -> Principal:
+    if p is None:
+        raise unauthenticated()
+    return p
+
+
+__all__ = ["BodyTooLarge", "Nexus", "RouteDef", "nexus_of", "parse_json_body", "read_body", "require_json"]

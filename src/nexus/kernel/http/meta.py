@@ -1,0 +1,61 @@
+"""GET /api/v1/meta: enough for a client to draw lists and forms for every resource."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from nexus.kernel.http.responses import json_response
+from nexus.kernel.http.routing import RouteDef
+from nexus.kernel.permissions import has_permission
+from nexus.kernel.resources import Resource, describe_fields
+
+VERBS = ("read", "create", "update", "delete", "export", "import")
+
+
+def describe_resource(r: Resource, principal: Any) -> dict[str, Any]:
+    perms = {v: has_permission(principal, r.permission(v)) for v in VERBS}
+    return {
+        "app": r.app,
+        "name": r.name,
+        "title": r.title,
+        "entity": r.entity,
+        "path": f"/api/v1/{r.app}/{r.name}",
+        "title_field": r.title_field,
+        "description": r.description,
+        "fields": describe_fields(r),
+        "filters": list(r.filters),
+        "sorts": list(r.sorts),
+        "default_sort": r.default_sort,
+        "search": list(r.search),
+        "views": [{"name": v.name, "title": v.title} for v in r.views],
+        "actions": [
+            {"name": a.name, "summary": a.summary, "permission": r.permission(a.permission),
+             "allowed": has_permission(principal, r.permission(a.permission)),
+             "input": a.input.model_json_schema() if a.input else None}
+            for a in r.actions
+        ],
+        "permissions": perms,
+        "events": [r.event_type(v) for v in ("created", "updated", "deleted", "restored")],
+    }
+
+
+async def meta(req: Request) -> Response:
+    """Installed apps, their resources, fields, filters, sorts, actions and the caller's permissions."""
+    nx = req.scope["nexus"]
+    p = await nx.principal(req)
+    apps = []
+    for name in nx.served:
+        m = nx.loaded[name].manifest
+        resources = [describe_resource(r, p) for r in nx.loaded[name].resources]
+        apps.append({
+            "name": m.name, "title": m.title, "category": m.category, "port": m.port,
+            "catalog_number": m.catalog_number, "icon": m.icon, "description": m.description,
+            "resources": [r for r in resources if r["permissions"]["read"]],
+        })
+    return json_response({"apps": apps, "user": {"id": p.user_id, "org_id": p.org_id, "roles": list(p.roles)}})
+
+
+ROUTES = [RouteDef("GET", "/api/v1/meta", meta, tags=("meta",), summary="Describe apps and resources")]

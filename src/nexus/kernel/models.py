@@ -1,0 +1,61 @@
+"""The kernel's own tables: the audit trail, the event outbox and idempotency records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from nexus.kernel.db.schema import Base, IdType, JsonType, Timestamp
+
+
+class AuditEntry(Base):
+    __tablename__ = "kernel_audit"
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    org_id: Mapped[str] = mapped_column(IdType)
+    at: Mapped[datetime] = mapped_column(Timestamp)
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    app: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    before: Mapped[Any | None] = mapped_column(JsonType)
+    after: Mapped[Any | None] = mapped_column(JsonType)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_kernel_audit_org_record", "org_id", "record_id", "at"),
+        Index("ix_kernel_audit_org_at", "org_id", "at"),
+    )
+
+
+class OutboxEvent(Base):
+    __tablename__ = "kernel_outbox"
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    org_id: Mapped[str] = mapped_column(IdType)
+    type: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(Timestamp)
+    data: Mapped[Any] = mapped_column(JsonType)
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    dispatched_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_kernel_outbox_pending", "dispatched_at", "id"),)
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "kernel_idempotency"
+    org_id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[Any] = mapped_column(JsonType)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    method_path: Mapped[str] = mapped_column(Text)

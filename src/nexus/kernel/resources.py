@@ -1,0 +1,344 @@
+"""Declared resources (DESIGN.md §3): a model, schemas and a few lists of field names
+yield list/get/create/update/delete/restore, import/export, actions and metadata.
+
+An app declares:
+
+    tasks = Resource(app="tasks", name="tasks", model=Task, create=TaskCreate,
+                     filters=("status", "assignee_id"), sorts=("due_at",), search=("title",),
+                     references={"assignee_id": "identity.users"}, service=TaskService)
+
+and every state change runs through `service` (a `RecordService`) inside one unit of work.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic_core import PydanticUndefined
+
+from nexus.kernel.context import Context
+from nexus.kernel.errors import Problem, validation
+from nexus.kernel.records import TableSpec, UnitOfWork
+from nexus.kernel.schema_base import Schema
+
+__all__ = ["Action", "RecordService", "Resource", "Schema", "View", "pydantic_errors"]
+
+READONLY = ("id", "org_id", "created_at", "created_by", "updated_at", "updated_by", "version", "deleted_at")
+
+
+@dataclass(frozen=True)
+class Action:
+    """A domain action on one record: POST /api/v1/{app}/{resource}/{id}/{name}."""
+
+    name: str
+    method: str  # name of the service method: async def m(uow, record, body) -> record
+    input: type[BaseModel] | None = None
+    permission: str = "update"
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class View:
+    """A named saved filter (`?view=mine`), computed per caller."""
+
+    name: str
+    title: str
+    where: Callable[[Context, Any], list[tuple[str, list[Any]]]]
+    default_sort: str | None = None
+
+
+@dataclass
+class Resource:
+    app: str
+    name: str
+    model: Any
+    create: type[BaseModel]
+    update: type[BaseModel] | None = None
+    service: type[RecordService] | None = None
+    filters: tuple[str, ...] = ()
+    sorts: tuple[str, ...] = ("created_at", "updated_at")
+    search: tuple[str, ...] = ()
+    default_sort: str = "-created_at"
+    references: dict[str, str] = field(default_factory=dict)
+    actions: tuple[Action, ...] = ()
+    views: tuple[View, ...] = ()
+    title: str = ""
+    entity: str = ""
+    title_field: str | None = None
+    importable: bool = True
+    description: str = ""
+    hidden: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.spec = TableSpec(self.model, self.hidden)
+        self.title = self.title or self.name.replace("-", " ").replace("_", " ").capitalize()
+        self.entity = self.entity or (self.name[:-1] if self.name.endswith("s") else self.name).replace("-", "_")
+        if self.update is None:
+            self.update = partial_model(self.create)
+        self.filters = tuple(dict.fromkeys((*self.filters, "created_at", "updated_at", "created_by")))
+        for name in (*self.filters, *self.sorts, *self.search, *self.references):
+            if not self.spec.has(name):
+                raise ValueError(f"{self.key}: {name!r} is not a column of {self.spec.name}")
+        if self.title_field is None:
+            for cand in ("title", "name", "email", "subject", "label"):
+                if self.spec.has(cand):
+                    self.title_field = cand
+                    break
+        self.service_instance: RecordService = (self.service or RecordService)(self)
+        self.action_map = {a.name: a for a in self.actions}
+        self.view_map = {v.name: v for v in self.views}
+        self.writable = tuple(self.create.model_fields)
+        for a in self.actions:
+            if not hasattr(self.service_instance, a.method):
+                raise ValueError(f"{self.key}: action {a.name} needs {type(self.service_instance).__name__}.{a.method}")
+
+    @property
+    def key(self) -> str:
+        return f"{self.app}.{self.name}"
+
+    def permission(self, action: str) -> str:
+        return f"{self.app}.{self.name}.{action}"
+
+    def event_type(self, verb: str) -> str:
+        return f"nexus.{self.app}.{self.entity}.{verb}"
+
+
+class RecordService:
+    """Generic use cases for a record type. Subclass per app to add rules and domain verbs;
+    the hooks run inside the unit of work, before the write."""
+
+    audited_fields: ClassVar[tuple[str, ...] | None] = None
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        self.spec = resource.spec
+        self.references_resolver: Callable[[str], TableSpec | None] | None = None
+
+    # -- hooks ---------------------------------------------------------------
+    async def before_create(self, uow: UnitOfWork, values: dict[str, Any]) -> None:
+        """Validate and derive values; raise Problem(422) to refuse."""
+
+    async def before_update(self, uow: UnitOfWork, before: dict[str, Any], changes: dict[str, Any]) -> None:
+        """Validate changes against the current record; may add derived changes."""
+
+    async def before_delete(self, uow: UnitOfWork, record: dict[str, Any]) -> None: ...
+
+    async def after_create(self, uow: UnitOfWork, record: dict[str, Any]) -> None: ...
+
+    async def after_update(self, uow: UnitOfWork, before: dict[str, Any], after: dict[str, Any]) -> None: ...
+
+    # -- use cases -----------------------------------------------------------
+    async def create(self, uow: UnitOfWork, values: dict[str, Any]) -> dict[str, Any]:
+        await self.check_references(uow, values)
+        await self.before_create(uow, values)
+        record = await uow.insert(self.spec, values)
+        await self.after_create(uow, record)
+        self.record_change(uow, "created", None, record)
+        return record
+
+    async def update(self, uow: UnitOfWork, record_id: str, changes: dict[str, Any],
+                     expected_version: int | None = None) -> dict[str, Any]:
+        before = await uow.require(self.spec, record_id)
+        if expected_version is not None and before["version"] != expected_version:
+            raise Problem(412, "The record was changed by someone else; reload it and try again.",
+                          extra={"current_version": before["version"]})
+        self.refuse_nulls(changes)
+        await self.check_references(uow, changes)
+        await self.before_update(uow, before, changes)
+        changed = {k: v for k, v in changes.items() if before.get(k) != _comparable(v, before.get(k))}
+        if not changed:
+            return before
+        before, after = await uow.update(self.spec, record_id, changed, expected_version=before["version"])
+        await self.after_update(uow, before, after)
+        self.record_change(uow, "updated", before, after)
+        return after
+
+    async def delete(self, uow: UnitOfWork, record_id: str, expected_version: int | None = None) -> dict[str, Any]:
+        record = await uow.require(self.spec, record_id)
+        if expected_version is not None and record["version"] != expected_version:
+            raise Problem(412, "The record was changed by someone else; reload it and try again.",
+                          extra={"current_version": record["version"]})
+        await self.before_delete(uow, record)
+        before, after = await uow.update(self.spec, record_id, {"deleted_at": uow.now})
+        self.record_change(uow, "deleted", before, after)
+        return after
+
+    async def restore(self, uow: UnitOfWork, record_id: str) -> dict[str, Any]:
+        record = await uow.require(self.spec, record_id, include_deleted=True)
+        if record["deleted_at"] is None:
+            raise Problem(409, "The record is not deleted.")
+        before, after = await uow.update(self.spec, record_id, {"deleted_at": None}, include_deleted=True)
+        self.record_change(uow, "restored", before, after)
+        return after
+
+    async def change(self, uow: UnitOfWork, record: dict[str, Any], changes: dict[str, Any], verb: str) -> dict[str, Any]:
+        """Apply a domain action's changes to a record already loaded, audited under `verb`."""
+        before, after = await uow.update(self.spec, record["id"], changes, expected_version=record["version"])
+        self.record_change(uow, verb, before, after)
+        return after
+
+    # -- helpers -------------------------------------------------------------
+    def record_change(self, uow: UnitOfWork, verb: str, before: dict[str, Any] | None,
+                      after: dict[str, Any] | None) -> None:
+        r = self.resource
+        rec = after or before or {}
+        uow.audit(r.app, r.name, rec.get("id"), verb, before, after)
+        uow.emit(r.event_type(verb), rec.get("id"), {"id": rec.get("id"), "record": after, "previous": before})
+
+    def refuse_nulls(self, changes: dict[str, Any]) -> None:
+        errors = [
+            {"pointer": f"/{k}", "detail": "may not be null"}
+            for k, v in changes.items()
+            if v is None and self.spec.has(k) and not self.spec.by_name[k].nullable
+        ]
+        if errors:
+            raise validation(errors)
+
+    async def check_references(self, uow: UnitOfWork, values: dict[str, Any]) -> None:
+        errors = []
+        for fname, target in self.resource.references.items():
+            ref_id = values.get(fname)
+            if ref_id is None or self.references_resolver is None:
+                continue
+            spec = self.references_resolver(target)
+            if spec is None:
+                continue
+            if not isinstance(ref_id, str) or not await uow.exists(spec, ref_id):
+                errors.append({"pointer": f"/{fname}", "detail": f"no such {target.split('.')[1].rstrip('s')} in this org"})
+        if errors:
+            raise validation(errors)
+
+
+def _comparable(new: Any, old: Any) -> Any:
+    """Compare a new value with the stored form (timestamps are text on SQLite)."""
+    if old is None or new is None:
+        return new
+    if isinstance(old, str) and not isinstance(new, str):
+        from datetime import datetime
+
+        from nexus.kernel.jsonutil import iso
+
+        if isinstance(new, datetime):
+            return iso(new)
+        return str(new) if not isinstance(new, (list, dict, bool, int)) else new
+    return new
+
+
+def partial_model(model: type[BaseModel]) -> type[BaseModel]:
+    """The PATCH schema: every field of the create schema, optional, same constraints."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        new_info = info._copy() if hasattr(info, "_copy") else info
+        new_info.default = None
+        new_info.default_factory = None
+        fields[name] = (ann | None, new_info)  # type: ignore[operator]
+    cfg = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    return create_model(f"{model.__name__}Patch", __config__=cfg, **fields)  # type: ignore[call-overload,no-any-return]
+
+
+def pydantic_errors(exc: ValidationError) -> Problem:
+    errors = []
+    for e in exc.errors(include_url=False, include_input=False):
+        if e["type"] == "json_invalid":
+            return Problem(400, f"The body is not valid JSON: {e.get('ctx', {}).get('error', e['msg'])}.",
+                           type="malformed-json")
+        loc = [str(p) for p in e["loc"]]
+        pointer = "/" + "/".join(loc) if loc else ""
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif e["type"] in ("model_type", "model_attributes_type", "dict_type") and not loc:
+            return Problem(422, "The body must be a JSON object.", errors=[{"pointer": "", "detail": msg}])
+        errors.append({"pointer": pointer, "detail": msg})
+    return validation(errors)
+
+
+# -- field metadata for /api/v1/meta and OpenAPI --------------------------------
+
+_KIND_TYPE = {"str": "string", "int": "integer", "float": "number", "decimal": "decimal", "bool": "boolean",
+              "ts": "datetime", "date": "date", "json": "json"}
+
+
+def _annotation_info(ann: Any) -> tuple[str | None, list[Any] | None, bool]:
+    """(type, choices, is_list) from a pydantic annotation."""
+    origin = get_origin(ann)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(ann) if a is not type(None)]
+        if len(args) == 1:
+            return _annotation_info(args[0])
+    if origin is Literal:
+        return "choice", list(get_args(ann)), False
+    if origin is typing.Annotated:
+        return _annotation_info(get_args(ann)[0])
+    if origin in (list, tuple, set, frozenset):
+        inner = get_args(ann)
+        t, ch, _ = _annotation_info(inner[0]) if inner else ("string", None, False)
+        return t, ch, True
+    if isinstance(ann, type) and issubclass(ann, Enum):
+        return "choice", [m.value for m in ann], False
+    return None, None, False
+
+
+def describe_fields(resource: Resource) -> list[dict[str, Any]]:
+    spec = resource.spec
+    create_fields = resource.create.model_fields
+    out = []
+    for col in spec.columns:
+        if col.name == "org_id":
+            continue
+        info = create_fields.get(col.name)
+        ftype = _KIND_TYPE[col.kind]
+        choices = None
+        is_list = False
+        if info is not None:
+            t, choices, is_list = _annotation_info(info.annotation)
+            if t == "choice":
+                ftype = "choice"
+        if col.kind == "json" and is_list:
+            ftype = "list"
+        entry: dict[str, Any] = {
+            "name": col.name,
+            "label": col.name.replace("_id", "").replace("_", " ").capitalize(),
+            "type": ftype,
+            "required": bool(info is not None and info.is_required()),
+            "nullable": col.nullable,
+            "readonly": info is None,
+            "filterable": col.name in resource.filters,
+            "sortable": col.name in resource.sorts,
+            "searchable": col.name in resource.search,
+        }
+        if choices:
+            entry["choices"] = choices
+        if col.name in resource.references:
+            entry["type"] = "reference"
+            entry["reference"] = resource.references[col.name]
+        if info is not None:
+            if info.description:
+                entry["description"] = info.description
+            for m in info.metadata:
+                for attr in ("max_length", "min_length", "ge", "le", "gt", "lt", "pattern"):
+                    v = getattr(m, attr, None)
+                    if v is not None:
+                        entry[attr] = v
+            if not info.is_required() and info.default is not None and info.default is not PydanticUndefined \
+                    and not callable(info.default):
+                d = info.default
+                entry["default"] = d.value if isinstance(d, Enum) else d
+        elif col.max_length:
+            entry["max_length"] = col.max_length
+        if entry["filterable"]:
+            from nexus.kernel.query import OPS_BY_KIND
+
+            entry["operators"] = list(OPS_BY_KIND[col.kind])
+        out.append(entry)
+    return out
+
+
+Handler = Callable[..., Awaitable[Any]]
