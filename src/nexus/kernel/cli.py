@@ -112,9 +112,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"nexus: {exc}", file=sys.stderr)
         return 2
-    port = args.port
-    if port is None:
-        port = discover()[serve[0]].port if apps and len(serve) == 1 else 8000
+    port = args.port if args.port is not None else default_port(apps)
     if args.no_migrate:
         _check_database(settings)
         if migrate.current(settings) != migrate.heads(settings):
@@ -146,6 +144,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     )
     server.serve()
     return 0
+
+
+def default_port(apps: list[str] | None) -> int:
+    """All apps share 8000; one app served alone listens on its catalog port."""
+    if apps and len(apps) == 1:
+        return discover()[apps[0]].port
+    return 8000
 
 
 def _worker(settings: Settings) -> int:
