@@ -157,6 +157,14 @@ class ResourceContract:
         assert other.status_code == 422
         listed = (await owner.get(self.path, params={"limit": 500})).json()["items"]
         assert sum(1 for i in listed if i["id"] == first.json()["id"]) == 1
+        # Concurrent retries of one request create one record.
+        body = await self.payload(owner, 3)
+        before = len((await owner.get(self.path, params={"limit": 500})).json()["items"])
+        results = await asyncio.gather(*[owner.post(self.path, json=body, headers={"Idempotency-Key": "k-race"})
+                                         for _ in range(5)])
+        assert {r.status_code for r in results} == {201}, [r.text for r in results]
+        assert len({r.json()["id"] for r in results}) == 1
+        assert len((await owner.get(self.path, params={"limit": 500})).json()["items"]) == before + 1
 
     # -- bad input ------------------------------------------------------------------------
     async def test_bad_bodies_are_4xx_and_change_nothing(self, client: httpx.AsyncClient, nx: Nexus) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.responses import Response
 
 from nexus.kernel.context import Context
-from nexus.kernel.db import Database
+from nexus.kernel.db import Database, is_unique_violation
 from nexus.kernel.errors import Problem
 from nexus.kernel.jsonutil import dumps, loads
 from nexus.kernel.records import UnitOfWork
@@ -36,6 +36,24 @@ async def run_idempotent(db: Database, ctx: Context, key: str | None, method: st
     if not _KEY.match(key):
         raise Problem(400, "Idempotency-Key must be 1 to 255 visible ASCII characters.",
                       errors=[{"pointer": "/headers/Idempotency-Key", "detail": "malformed"}])
+    try:
+        return await _run_keyed(db, ctx, key, method, path, body, produce)
+    except _Raced:
+        pass
+    except Exception as exc:
+        # A concurrent retry with the same key committed first: our whole change rolled
+        # back with the key's row, so answer with what the winner stored.
+        if not is_unique_violation(exc):
+            raise
+    return await _run_keyed(db, ctx, key, method, path, body, produce)
+
+
+class _Raced(Exception):
+    pass
+
+
+async def _run_keyed(db: Database, ctx: Context, key: str, method: str, path: str, body: bytes,
+                     produce: Produce) -> Response:
     req_hash = _hash(method, path, body)
     p = ctx.principal
     principal_id = p.api_key_id or p.user_id
@@ -55,12 +73,17 @@ async def run_idempotent(db: Database, ctx: Context, key: str | None, method: st
                             media_type="application/json")
         status, headers, content = await produce(uow)
         body_out = dumps(content)
-        await uow.conn.execute(
-            "INSERT INTO kernel_idempotency (org_id, principal_id, key, request_hash, status, headers, body,"
-            " created_at, method_path) VALUES (?,?,?,?,?,?,?,?,?)",
-            [p.org_id, principal_id, key, req_hash, status, db.json(headers), body_out, db.ts(uow.now),
-             f"{method} {path}"],
-        )
+        try:
+            await uow.write(
+                "INSERT INTO kernel_idempotency (org_id, principal_id, key, request_hash, status, headers, body,"
+                " created_at, method_path) VALUES (?,?,?,?,?,?,?,?,?)",
+                [p.org_id, principal_id, key, req_hash, status, db.json(headers), body_out, db.ts(uow.now),
+                 f"{method} {path}"],
+            )
+        except Exception as exc:
+            if is_unique_violation(exc):
+                raise _Raced from None
+            raise
     return Response(body_out, status_code=status, headers=headers, media_type="application/json")
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer, Numeric
 
 from nexus.kernel.context import Context
+from nexus.kernel.db import to_pg
 from nexus.kernel.errors import Problem, not_found
 from nexus.kernel.ids import new_id
 from nexus.kernel.jsonutil import dumps, loads, utcnow
@@ -161,7 +162,16 @@ class Event:
 
 
 class UnitOfWork:
-    """`async with UnitOfWork(db, ctx) as uow:` — one transaction, org-scoped, audited."""
+    """`async with UnitOfWork(db, ctx) as uow:` — one atomic change, org-scoped, audited.
+
+    On PostgreSQL the transaction starts lazily: reads before the first write run on the
+    same connection in autocommit (READ COMMITTED gives them the same view a transaction
+    would), and plain inserts are buffered. A unit of work that only inserts — the common
+    create — commits as ONE statement (a chain of data-modifying CTEs: record, audit entry,
+    outbox event), which is atomic on its own and saves four round trips. Any other write,
+    a locking read, or a read after a buffered insert starts the transaction and flushes the
+    buffer first, so the code inside never sees the difference.
+    """
 
     def __init__(self, db: Database, ctx: Context) -> None:
         self.db = db
@@ -171,25 +181,75 @@ class UnitOfWork:
         self._audit: list[AuditEntry] = []
         self._events: list[Event] = []
         self._cm: Any = None
+        self._lazy: _LazyPgConn | None = None
         self.now = utcnow()
         self.after_commit: list[Any] = []
 
     async def __aenter__(self) -> UnitOfWork:
-        self._cm = self.db.transaction()
-        self.conn = await self._cm.__aenter__()
+        if self.dialect == "postgresql":
+            self._cm = self.db.pool.acquire()  # type: ignore[attr-defined]
+            raw = await self._cm.__aenter__()
+            self._lazy = _LazyPgConn(raw)
+            self.conn = self._lazy
+        else:
+            self._cm = self.db.transaction()
+            self.conn = await self._cm.__aenter__()
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            try:
-                await self._flush()
-            except BaseException as flush_exc:
-                await self._cm.__aexit__(type(flush_exc), flush_exc, flush_exc.__traceback__)
-                raise
-        await self._cm.__aexit__(exc_type, exc, tb)
+        if self._lazy is not None:
+            await self._exit_pg(exc_type)
+        else:
+            if exc_type is None:
+                try:
+                    await self._flush()
+                except BaseException as flush_exc:
+                    await self._cm.__aexit__(type(flush_exc), flush_exc, flush_exc.__traceback__)
+                    raise
+            await self._cm.__aexit__(exc_type, exc, tb)
         if exc_type is None:
             for fn in self.after_commit:
                 fn()
+
+    async def _exit_pg(self, exc_type: Any) -> None:
+        lazy = self._lazy
+        assert lazy is not None
+        try:
+            if exc_type is not None:
+                await lazy.rollback()
+                return
+            statements = lazy.pending + self._log_statements()
+            lazy.pending = []
+            try:
+                if lazy.tx is None:
+                    if statements:
+                        sql, params = _combine(statements)
+                        await lazy.raw.execute(to_pg(sql), *params)
+                    return
+                if statements:
+                    sql, params = _combine(statements)
+                    await lazy.raw.execute(to_pg(sql), *params)
+                await lazy.tx.commit()
+                lazy.tx = None
+            except BaseException:
+                await lazy.rollback()
+                raise
+        finally:
+            await self._cm.__aexit__(None, None, None)
+
+    def buffer(self, sql: str, params: list[Any]) -> None:
+        """An INSERT that nothing in this unit of work reads back before commit."""
+        if self._lazy is not None:
+            self._lazy.buffer(sql, params)
+        else:
+            raise RuntimeError("buffer() is for PostgreSQL units of work; use conn.execute")
+
+    async def write(self, sql: str, params: list[Any]) -> None:
+        """Run an INSERT now on SQLite, or buffer it on PostgreSQL (see the class doc)."""
+        if self._lazy is not None:
+            self._lazy.buffer(sql, params)
+        else:
+            await self.conn.execute(sql, params)
 
     # -- audit and events ---------------------------------------------------
     def audit(self, app: str, resource: str, record_id: str | None, action: str,
@@ -199,30 +259,24 @@ class UnitOfWork:
     def emit(self, type: str, subject: str | None, data: dict[str, Any]) -> None:
         self._events.append(Event(type, subject, data))
 
-    async def _flush(self) -> None:
+    def _log_statements(self) -> list[tuple[str, list[Any]]]:
         db, ctx = self.db, self.ctx
         p = ctx.principal
         now = db.ts(self.now)
-        if self._audit:
-            await self.conn.executemany(
-                "INSERT INTO kernel_audit (id, org_id, at, actor_id, actor_kind, app, resource, record_id, action,"
-                " before, after, request_id, client_addr) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (new_id(), p.org_id, now, p.user_id, p.kind, a.app, a.resource, a.record_id, a.action,
-                     _json_param(db, a.before), _json_param(db, a.after), ctx.request_id, ctx.client_addr)
-                    for a in self._audit
-                ],
-            )
-        if self._events:
-            await self.conn.executemany(
-                "INSERT INTO kernel_outbox (id, org_id, type, source, subject, time, data, actor_id)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (new_id(), p.org_id, e.type, "/nexus/" + e.type.split(".")[1], e.subject, now,
-                     _json_param(db, e.data), p.user_id)
-                    for e in self._events
-                ],
-            )
+        out: list[tuple[str, list[Any]]] = []
+        for a in self._audit:
+            out.append((_AUDIT_SQL, [new_id(), p.org_id, now, p.user_id, p.kind, a.app, a.resource, a.record_id,
+                                     a.action, _json_param(db, a.before), _json_param(db, a.after), ctx.request_id,
+                                     ctx.client_addr]))
+        for e in self._events:
+            out.append((_OUTBOX_SQL, [new_id(), p.org_id, e.type, "/nexus/" + e.type.split(".")[1], e.subject, now,
+                                      _json_param(db, e.data), p.user_id]))
+        self._audit, self._events = [], []
+        return out
+
+    async def _flush(self) -> None:
+        for sql, params in self._log_statements():
+            await self.conn.execute(sql, params)
 
     # -- org-scoped data access ---------------------------------------------
     def _scope(self, spec: TableSpec) -> tuple[str, list[Any]]:
@@ -299,7 +353,7 @@ class UnitOfWork:
         if unknown:
             raise ValueError(f"{spec.name} has no columns {sorted(unknown)}")
         sql = f"INSERT INTO {spec.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-        await self.conn.execute(sql, [spec.encode(self.db, c, row[c]) for c in cols])
+        await self.write(sql, [spec.encode(self.db, c, row[c]) for c in cols])
         return self._as_output(spec, {n: row[n] for n in spec.names})
 
     async def insert_many(self, spec: TableSpec, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -370,6 +424,82 @@ class UnitOfWork:
             else:
                 out[k] = v
         return out
+
+
+_AUDIT_SQL = (
+    "INSERT INTO kernel_audit (id, org_id, at, actor_id, actor_kind, app, resource, record_id, action,"
+    " before, after, request_id, client_addr) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_OUTBOX_SQL = (
+    "INSERT INTO kernel_outbox (id, org_id, type, source, subject, time, data, actor_id) VALUES (?,?,?,?,?,?,?,?)"
+)
+
+
+def _combine(statements: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
+    """Several INSERTs as one PostgreSQL statement: all happen, atomically, or none."""
+    if len(statements) == 1:
+        return statements[0]
+    parts = [f"w{i} AS ({sql})" for i, (sql, _) in enumerate(statements[:-1])]
+    sql = "WITH " + ", ".join(parts) + " " + statements[-1][0]
+    params: list[Any] = []
+    for _, p in statements:
+        params.extend(p)
+    return sql, params
+
+
+class _LazyPgConn:
+    """A pooled asyncpg connection whose transaction begins at the first write."""
+
+    dialect = "postgresql"
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.tx: Any = None
+        self.pending: list[tuple[str, list[Any]]] = []
+
+    def buffer(self, sql: str, params: list[Any]) -> None:
+        self.pending.append((sql, params))
+
+    async def begin(self) -> None:
+        if self.tx is None:
+            self.tx = self.raw.transaction()
+            await self.tx.start()
+        if self.pending:
+            pending, self.pending = self.pending, []
+            sql, params = _combine(pending)
+            await self.raw.execute(to_pg(sql), *params)
+
+    async def rollback(self) -> None:
+        self.pending = []
+        if self.tx is not None:
+            tx, self.tx = self.tx, None
+            await tx.rollback()
+
+    async def _read_ready(self, sql: str) -> None:
+        if self.pending or (self.tx is None and " FOR UPDATE" in sql):
+            await self.begin()
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        await self._read_ready(sql)
+        return await self.raw.fetch(to_pg(sql), *params)  # type: ignore[no-any-return]
+
+    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        await self._read_ready(sql)
+        return await self.raw.fetchrow(to_pg(sql), *params)  # type: ignore[no-any-return]
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        await self._read_ready(sql)
+        return await self.raw.fetchval(to_pg(sql), *params)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        await self.begin()
+        status: str = await self.raw.execute(to_pg(sql), *params)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Any) -> None:
+        await self.begin()
+        await self.raw.executemany(to_pg(sql), list(rows))
 
 
 def _json_param(db: Database, value: Any) -> Any:

@@ -265,6 +265,12 @@ class PostgresDatabase(Database):
             yield _PgConn(con)
 
 
+def is_unique_violation(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc)
+    return type(exc).__name__ == "UniqueViolationError"
+
+
 def create_database(settings: Settings) -> Database:
     if settings.dialect == "postgresql":
         return PostgresDatabase(settings.database_url, settings.db_pool_size)
