@@ -22,7 +22,7 @@ from nexus.kernel.apps import LoadedApp, load_app, resolve
 from nexus.kernel.auth import Authenticator
 from nexus.kernel.config import Settings
 from nexus.kernel.context import Context, Principal, request_id_var
-from nexus.kernel.db import Database, create_database
+from nexus.kernel.db import Database, create_database, is_unique_violation
 from nexus.kernel.errors import Problem, unauthenticated
 from nexus.kernel.http.responses import problem_response
 from nexus.kernel.http.routing import RouteDef, Router
@@ -37,6 +37,7 @@ _RID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 class BodyTooLarge(Exception):
     pass
+
 
 
 class Nexus:
@@ -189,12 +190,16 @@ class Nexus:
                 response = problem_response(p, instance=path, request_id=rid)
             except ValidationError as exc:
                 response = problem_response(pydantic_errors(exc), instance=path, request_id=rid)
-            except Exception:
-                log.exception("unhandled error", extra={"fields": {"path": path, "method": scope["method"]}})
-                response = problem_response(
-                    Problem(500, "Something went wrong on our side; the request id identifies it in the logs."),
-                    instance=path, request_id=rid,
-                )
+            except Exception as exc:
+                if is_unique_violation(exc):
+                    # A uniqueness rule the database enforced between two concurrent writers:
+                    # nothing was committed, and a retry will see the other writer's record.
+                    log.info("unique violation", extra={"fields": {"path": path, "error": str(exc)[:300]}})
+                    problem = Problem(409, "This conflicts with a record that was just created; retry the request.")
+                else:
+                    log.exception("unhandled error", extra={"fields": {"path": path, "method": scope["method"]}})
+                    problem = Problem(500, "Something went wrong on our side; the request id identifies it in the logs.")
+                response = problem_response(problem, instance=path, request_id=rid)
             await response(scope, receive, send_wrapper)  # type: ignore[arg-type]
         finally:
             if log.isEnabledFor(logging.INFO):
