@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer, Numeric
 
 from nexus.kernel.context import Context
@@ -126,6 +127,21 @@ class TableSpec:
     def to_dict(self, dialect: str, row: Row) -> dict[str, Any]:
         values = list(row)
         for i, fn in self.decoders(dialect):
+            v = values[i]
+            if v is not None:
+                values[i] = fn(v)
+        return dict(zip(self.names, values, strict=True))
+
+    def to_output(self, dialect: str, row: Row) -> dict[str, Any]:
+        """Like to_dict, for a response body only: JSON stored as text on SQLite is passed
+        through to the serializer untouched (orjson.Fragment) instead of parsed and re-encoded."""
+        key = "out:" + dialect
+        decs = self._decoders.get(key)
+        if decs is None:
+            decs = [(i, orjson.Fragment if fn is _json_text else fn) for i, fn in self.decoders(dialect)]
+            self._decoders[key] = decs
+        values = list(row)
+        for i, fn in decs:
             v = values[i]
             if v is not None:
                 values[i] = fn(v)

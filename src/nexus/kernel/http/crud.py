@@ -137,8 +137,8 @@ async def list_records(nx: Nexus, req: Request, r: Resource) -> Response:
     async with nx.db.reader() as conn:
         rows = await conn.fetch(sql, args)
     dialect = nx.db.dialect
-    to_dict = r.spec.to_dict
-    items = [to_dict(dialect, row) for row in rows[: lq.limit]]
+    to_output = r.spec.to_output
+    items = [to_output(dialect, row) for row in rows[: lq.limit]]
     next_cursor = None
     if len(rows) > lq.limit:
         next_cursor = nx.cursors.encode(lq.fingerprint, cursor_values(items[-1], lq.sort))
@@ -159,7 +159,7 @@ async def get_record(nx: Nexus, req: Request, r: Resource, record_id: str) -> Re
         row = await conn.fetchrow(sql, (p.org_id, record_id))
     if row is None:
         raise not_found(r.entity)
-    record = spec.to_dict(nx.db.dialect, row)
+    record = spec.to_output(nx.db.dialect, row)
     etag = etag_for(record)
     inm = req.headers.get("if-none-match")
     if inm is not None and inm.strip() == etag:
