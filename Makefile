@@ -28,7 +28,7 @@ services:
 	bash scripts/services.sh
 
 lint:
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) scripts/check_boundaries.py
 	$(VENV)/bin/mypy

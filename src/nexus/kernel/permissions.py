@@ -13,7 +13,7 @@ ACTIONS = ("read", "create", "update", "delete", "export", "import")
 
 # Apps whose permissions a wildcard app segment (`*.*.read`) does not reach: granting
 # them takes naming the app. Filled from the manifests at start (privileged=True).
-PRIVILEGED_APPS: set[str] = set()
+PRIVILEGED_APPS: set[str] = {"audit"}
 
 
 def has_permission(principal: Principal, permission: str) -> bool:

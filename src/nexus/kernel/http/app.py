@@ -68,10 +68,11 @@ class Nexus:
         self.state: dict[str, Any] = {}
         self._heads: set[str] | None = None
         self._started = False
-        from nexus.kernel.http import crud, meta, system
+        from nexus.kernel.http import audit, crud, meta, static, system
 
-        for r in (*system.ROUTES, *meta.ROUTES, *crud.ROUTES):
+        for r in (*system.ROUTES, *meta.ROUTES, *crud.ROUTES, *audit.ROUTES):
             self.router.add(r)
+        self.on("fallback", static.serve_web)
         for name in self.served:
             for rd in self.loaded[name].routes:
                 self.router.add(rd)
@@ -122,7 +123,14 @@ class Nexus:
         p = req.scope.get("nexus.principal")
         if p is None:
             headers = req.headers
-            p = await self.auth.authenticate(self.db, headers.get("authorization"), headers.get("x-api-key"))
+            authorization = headers.get("authorization")
+            api_key = headers.get("x-api-key")
+            if authorization is None and api_key is None:
+                cookie = req.cookies.get(SESSION_COOKIE)
+                if cookie:
+                    check_csrf(req)
+                    authorization = "Bearer " + cookie
+            p = await self.auth.authenticate(self.db, authorization, api_key)
             req.scope["nexus.principal"] = p
         return p  # type: ignore[no-any-return]
 
@@ -230,12 +238,28 @@ class Nexus:
         if allowed:
             raise Problem(405, f"{method} is not allowed here.", headers={"Allow": ", ".join(allowed)})
         fallback = self.hooks.get("fallback")
-        if fallback and not path.startswith("/api/"):
-            return await fallback[0](req)  # type: ignore[no-any-return]
+        if fallback and not path.startswith("/api/") and path not in ("/healthz", "/readyz", "/metrics"):
+            return await fallback[-1](req)  # type: ignore[no-any-return]
         raise Problem(404, f"No such endpoint: {path}")
 
 
 # -- helpers for route handlers -------------------------------------------------
+
+SESSION_COOKIE = "nexus_access"
+REFRESH_COOKIE = "nexus_refresh"
+CSRF_COOKIE = "nexus_csrf"
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def check_csrf(req: Request) -> None:
+    """Cookie-authenticated writes must echo the CSRF cookie in a header (double submit):
+    another site can make the browser send our cookies, but cannot read them."""
+    if req.scope["method"] in _SAFE:
+        return
+    expected = req.cookies.get(CSRF_COOKIE)
+    got = req.headers.get("x-csrf-token")
+    if not expected or not got or not secrets.compare_digest(expected, got):
+        raise Problem(403, "The CSRF token is missing or wrong; reload the page.", type="csrf")
 
 
 def nexus_of(req: Request) -> Nexus:
