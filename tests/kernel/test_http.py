@@ -24,7 +24,7 @@ async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
     assert r.headers["x-request-id"] == "abc-123"
     r = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces\n"})
     assert r.headers["x-request-id"] != "bad id with spaces\n" and len(r.headers["x-request-id"]) == 16
-    r = await client.get("/nope")
+    r = await client.get("/api/nope")
     assert r.json()["request_id"] == r.headers["x-request-id"]
 
 
@@ -117,3 +117,61 @@ async def test_head_and_conditional_get(client: httpx.AsyncClient, nx: Nexus) ->
     assert r.status_code == 200
     r = await owner.patch(url, json={"title": "u"}, headers={"If-Match": "garbage"})
     assert r.status_code == 400
+
+
+async def test_web_app_fallback(client: httpx.AsyncClient, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from nexus.kernel.http import static
+
+    monkeypatch.setattr(static, "WEB_DIR", tmp_path / "missing")
+    r = await client.get("/")
+    assert r.status_code == 200 and "web app has not been built" in r.text
+    (tmp_path / "web" / "assets").mkdir(parents=True)
+    (tmp_path / "web" / "index.html").write_text("<!doctype html><title>hub</title>")
+    (tmp_path / "web" / "assets" / "app-1234.js").write_text("console.log(1)")
+    (tmp_path / "secret.txt").write_text("do not serve")
+    monkeypatch.setattr(static, "WEB_DIR", tmp_path / "web")
+    r = await client.get("/")
+    assert r.status_code == 200 and "<title>hub</title>" in r.text
+    assert r.headers["x-content-type-options"] == "nosniff" and "default-src 'self'" in r.headers["content-security-policy"]
+    r = await client.get("/tasks/some/deep/link")
+    assert r.status_code == 200 and "<title>hub</title>" in r.text
+    r = await client.get("/assets/app-1234.js")
+    assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+    assert (await client.get("/assets/missing.js")).status_code == 404
+    assert (await client.get("/..%2Fsecret.txt")).status_code == 404
+    assert (await client.post("/")).status_code == 405
+
+
+async def test_cookie_session_requires_csrf_for_writes(client: httpx.AsyncClient, nx: Nexus) -> None:
+    owner = await new_org(client, nx)
+    cookies = {"nexus_access": owner.token, "nexus_csrf": "csrf-value-123"}
+    r = await client.get("/api/v1/identity/me", cookies=cookies)
+    assert r.status_code == 200
+    r = await client.post("/api/v1/tasks/tasks", json={"title": "x"}, cookies=cookies)
+    assert r.status_code == 403 and r.json()["type"].endswith("csrf")
+    r = await client.post("/api/v1/tasks/tasks", json={"title": "x"}, cookies=cookies,
+                          headers={"X-CSRF-Token": "wrong"})
+    assert r.status_code == 403
+    r = await client.post("/api/v1/tasks/tasks", json={"title": "x"}, cookies=cookies,
+                          headers={"X-CSRF-Token": "csrf-value-123"})
+    assert r.status_code == 201
+
+
+async def test_audit_trail_endpoint(client: httpx.AsyncClient, nx: Nexus) -> None:
+    owner = await new_org(client, nx)
+    task = (await owner.post("/api/v1/tasks/tasks", json={"title": "audited"})).json()
+    await owner.patch(f"/api/v1/tasks/tasks/{task['id']}", json={"title": "audited twice"})
+    r = await owner.get("/api/v1/audit", params={"record_id": task["id"]})
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert [i["action"] for i in items] == ["updated", "created"]
+    assert items[0]["before"]["title"] == "audited" and items[0]["after"]["title"] == "audited twice"
+    assert items[0]["actor_id"] == owner.user_id and items[0]["request_id"]
+    member = await owner.add_user(["member"])
+    assert (await member.get("/api/v1/audit")).status_code == 403
+    r = await member.get("/api/v1/audit", params={"app": "tasks", "resource": "tasks", "record_id": task["id"]})
+    assert r.status_code == 200 and len(r.json()["items"]) == 2
+    stranger = await new_org(client, nx)
+    r = await stranger.get("/api/v1/audit", params={"record_id": task["id"]})
+    assert r.status_code == 200 and r.json()["items"] == []
+    assert (await owner.get("/api/v1/audit", params={"at[gte]": "not a date"})).status_code == 400
