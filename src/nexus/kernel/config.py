@@ -61,6 +61,7 @@ class Settings:
     refresh_token_ttl: int = 30 * 24 * 3600
     log_level: str = "INFO"
     db_pool_size: int = 10
+    nats_stream: str = "NEXUS"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -130,7 +131,14 @@ class Settings:
             refresh_token_ttl=_int(env, "NEXUS_REFRESH_TOKEN_TTL", 30 * 24 * 3600, 300, 365 * 86_400),
             log_level=log_level,
             db_pool_size=_int(env, "NEXUS_DB_POOL_SIZE", 10, 1, 500),
+            nats_stream=_stream(env.get("NEXUS_NATS_STREAM") or "NEXUS"),
         )
+
+
+def _stream(name: str) -> str:
+    if not name.replace("_", "").replace("-", "").isalnum() or len(name) > 64:
+        raise ConfigError(f"NEXUS_NATS_STREAM must be letters, digits, - or _, got {name!r}")
+    return name
 
 
 def _load_or_create_secret(data_dir: Path) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexus.kernel.db.schema import Base, IdType, JsonType, Timestamp
@@ -44,8 +44,34 @@ class OutboxEvent(Base):
     data: Mapped[Any] = mapped_column(JsonType)
     actor_id: Mapped[str | None] = mapped_column(String(64))
     dispatched_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Assigned by the single dispatcher in dispatch order: readers tail by position, which
+    # (unlike ids made in several processes) never lets a late commit slip behind a cursor.
+    position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_kernel_outbox_pending", "dispatched_at", "id"),)
+    __table_args__ = (
+        Index("ix_kernel_outbox_pending", "dispatched_at", "id"),
+        Index("ix_kernel_outbox_org_position", "org_id", "position"),
+    )
+
+
+class EventConsumption(Base):
+    """Which consumer has handled which event: the kernel's dedup for at-least-once delivery."""
+
+    __tablename__ = "kernel_event_consumption"
+    consumer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    event_id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Lease(Base):
+    """A named lease that one process holds at a time (the outbox dispatcher, schedulers)."""
+
+    __tablename__ = "kernel_lease"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class IdempotencyRecord(Base):

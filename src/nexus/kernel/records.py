@@ -198,6 +198,7 @@ class UnitOfWork:
         self._events: list[Event] = []
         self._cm: Any = None
         self._lazy: _LazyPgConn | None = None
+        self._had_events = False
         self.now = utcnow()
         self.after_commit: list[Any] = []
 
@@ -224,6 +225,8 @@ class UnitOfWork:
                     raise
             await self._cm.__aexit__(exc_type, exc, tb)
         if exc_type is None:
+            if self._had_events:
+                self.db.events_committed()
             for fn in self.after_commit:
                 fn()
 
@@ -274,6 +277,7 @@ class UnitOfWork:
 
     def emit(self, type: str, subject: str | None, data: dict[str, Any]) -> None:
         self._events.append(Event(type, subject, data))
+        self._had_events = True
 
     def _log_statements(self) -> list[tuple[str, list[Any]]]:
         db, ctx = self.db, self.ctx

@@ -41,6 +41,14 @@ class Action:
     input: type[BaseModel] | None = None
     permission: str = "update"
     summary: str = ""
+    event: str = ""  # the verb of its event, nexus.{app}.{entity}.{event}; default: past tense of name
+
+    @property
+    def verb(self) -> str:
+        if self.event:
+            return self.event
+        base = self.name.replace("-", "_")
+        return base + ("d" if base.endswith("e") else "ed")
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,18 @@ class Database:
     async def open(self) -> None: ...
     async def close(self) -> None: ...
 
+    def events_committed(self) -> None:
+        """Called after a commit that wrote outbox events: wakes the dispatcher at once."""
+        for fn in self.commit_listeners:
+            fn()
+
+    @property
+    def commit_listeners(self) -> list[Any]:
+        listeners = self.__dict__.get("_commit_listeners")
+        if listeners is None:
+            listeners = self.__dict__["_commit_listeners"] = []
+        return listeners
+
     def reader(self) -> contextlib.AbstractAsyncContextManager[Conn]:
         raise NotImplementedError
 

@@ -24,6 +24,7 @@ from nexus.kernel.config import Settings
 from nexus.kernel.context import Context, Principal, request_id_var
 from nexus.kernel.db import Database, create_database, is_unique_violation
 from nexus.kernel.errors import Problem, unauthenticated
+from nexus.kernel.events import EventBus, EventType, record_event_schema
 from nexus.kernel.http.responses import problem_response
 from nexus.kernel.http.routing import RouteDef, Router
 from nexus.kernel.permissions import PRIVILEGED_APPS
@@ -69,9 +70,20 @@ class Nexus:
         self._heads: set[str] | None = None
         self._started = False
         from nexus.kernel.http import audit, crud, meta, static, system
+        from nexus.kernel.http import events as event_routes
 
-        for r in (*system.ROUTES, *meta.ROUTES, *crud.ROUTES, *audit.ROUTES):
+        for r in (*system.ROUTES, *meta.ROUTES, *crud.ROUTES, *audit.ROUTES, *event_routes.ROUTES):
             self.router.add(r)
+        self.events = EventBus(self.db, settings.nats_url, settings.nats_stream)
+        self.db.commit_listeners.append(self.events.wake)
+        self.hub = event_routes.Hub(self)
+        self.events.on_dispatched(self.hub.broadcast_events)
+        self._ws = event_routes.websocket
+        for r in self.all_resources.values():
+            for verb in ("created", "updated", "deleted", "restored", *(a.verb for a in r.actions)):
+                self.events.register_type(EventType(
+                    r.event_type(verb), "1", f"A {r.entity.replace('_', ' ')} was {verb.replace('_', ' ')}.",
+                    record_event_schema(r.event_type(verb)), r.key))
         self.on("fallback", static.serve_web)
         for name in self.served:
             for rd in self.loaded[name].routes:
@@ -100,11 +112,15 @@ class Nexus:
         for app in self.loaded.values():
             if app.startup is not None:
                 await app.startup(self)
+        if self.run_background:
+            await self.events.start()
         self._started = True
 
     async def shutdown(self) -> None:
         for fn in self.hooks.get("shutdown", []):
             await fn()
+        if self.run_background:
+            await self.events.stop()
         await self.db.close()
         self._started = False
 
@@ -148,7 +164,12 @@ class Nexus:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
+            if scope["path"] == "/api/v1/ws":
+                from starlette.websockets import WebSocket
+
+                await self._ws(WebSocket(scope, receive, send), self)  # type: ignore[arg-type]
+            else:
+                await send({"type": "websocket.close", "code": 1008})
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

@@ -7,7 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine
 
-from nexus.kernel import models as _kernel_models  # noqa: F401  (registers kernel tables)
+from nexus.kernel import models as _kernel_models
 from nexus.kernel.apps import import_all_models
 from nexus.kernel.db.schema import metadata
 

@@ -1,0 +1,318 @@
+"""Domain events (DESIGN.md §5): transactional outbox, one dispatcher, idempotent consumers.
+
+* A unit of work writes its events to `kernel_outbox` in the same transaction as the change.
+* One process at a time (a lease in `kernel_lease`) dispatches: in id order it gives each
+  event a `position`, hands it to every matching in-process subscriber, relays it to NATS
+  JetStream when configured, and marks it dispatched. Delivery is at least once; the kernel
+  records (consumer, event id) in the subscriber's own transaction, so a redelivered event is
+  skipped — consumers are idempotent without doing anything.
+* A failing subscriber holds the stream (so per-record order holds) and is retried with
+  back-off; after MAX_ATTEMPTS the event is dead-lettered (`error` set) and the stream moves on.
+* Readers (the polling API, the WebSocket fan-out of every process) tail by `position`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from nexus.kernel.context import system_context
+from nexus.kernel.jsonutil import loads, utcnow
+from nexus.kernel.records import UnitOfWork
+
+if TYPE_CHECKING:
+    from nexus.kernel.db import Database
+
+log = logging.getLogger("nexus.events")
+
+MAX_ATTEMPTS = 8
+BATCH = 200
+LEASE_SECONDS = 10
+SPEC_VERSION = "1.0"
+
+Handler = Callable[[UnitOfWork, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class EventType:
+    type: str
+    version: str
+    description: str
+    schema: dict[str, Any]
+    resource: str | None = None  # "app.resource" whose read permission guards the event
+
+
+@dataclass
+class Subscriber:
+    name: str
+    pattern: str
+    handler: Handler
+
+    def matches(self, event_type: str) -> bool:
+        return fnmatch.fnmatchcase(event_type, self.pattern)
+
+
+def record_event_schema(title: str) -> dict[str, Any]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        "type": "object",
+        "required": ["id", "record"],
+        "properties": {
+            "id": {"type": "string", "description": "the record's id"},
+            "record": {"type": ["object", "null"], "description": "the record after the change"},
+            "previous": {"type": ["object", "null"], "description": "the record before the change"},
+        },
+    }
+
+
+def to_cloudevent(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored outbox row as a CloudEvents 1.0 structured event (JSON format)."""
+    data = row["data"]
+    if isinstance(data, (str, bytes)):
+        data = loads(data)
+    t = row["time"]
+    return {
+        "specversion": SPEC_VERSION,
+        "id": row["id"],
+        "source": row["source"],
+        "type": row["type"],
+        "subject": row["subject"],
+        "time": t if isinstance(t, str) else t.isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "nexusorgid": row["org_id"],
+        "nexusposition": row.get("position"),
+        "data": data,
+    }
+
+
+@dataclass
+class EventBus:
+    db: Database
+    nats_url: str | None = None
+    nats_stream: str = "NEXUS"
+    types: dict[str, EventType] = field(default_factory=dict)
+    subscribers: list[Subscriber] = field(default_factory=list)
+    listeners: list[Callable[[list[dict[str, Any]]], Awaitable[None]]] = field(default_factory=list)
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _nats: Any = None
+    _js: Any = None
+    last_position: int = 0
+
+    # -- declaration -------------------------------------------------------------------
+    def register_type(self, et: EventType) -> None:
+        self.types[et.type] = et
+
+    def subscribe(self, name: str, pattern: str, handler: Handler) -> None:
+        """`handler(uow, cloud_event)` runs in its own unit of work (the event's org)."""
+        if any(s.name == name for s in self.subscribers):
+            raise ValueError(f"subscriber {name!r} is registered twice")
+        self.subscribers.append(Subscriber(name, pattern, handler))
+
+    def on_dispatched(self, fn: Callable[[list[dict[str, Any]]], Awaitable[None]]) -> None:
+        """Called in every process with each batch of newly positioned events (WebSocket fan-out)."""
+        self.listeners.append(fn)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- running ------------------------------------------------------------------------
+    async def start(self) -> None:
+        async with self.db.reader() as conn:
+            self.last_position = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM kernel_outbox") or 0)
+        if self.nats_url:
+            await self._connect_nats()
+        self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="nexus-outbox-dispatcher"))
+        self._tasks.append(asyncio.create_task(self._tail_loop(), name="nexus-event-tail"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        if self._nats is not None:
+            with contextlib.suppress(Exception):
+                await self._nats.drain()
+            self._nats = None
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM kernel_lease WHERE name = 'outbox' AND holder = ?", [self.holder])
+
+    async def _dispatch_loop(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                if await self.acquire_lease("outbox"):
+                    more = await self.dispatch_once()
+                    delay = 0.0 if more else 0.2
+                else:
+                    delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox dispatch failed")
+                delay = 2.0
+            if delay:
+                self._wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def acquire_lease(self, name: str, seconds: int = LEASE_SECONDS) -> bool:
+        db = self.db
+        now = utcnow()
+        until = now + timedelta(seconds=seconds)
+        async with db.transaction() as conn:
+            n = await conn.execute(
+                "UPDATE kernel_lease SET holder = ?, expires_at = ? WHERE name = ? AND (holder = ? OR expires_at < ?)",
+                [self.holder, db.ts(until), name, self.holder, db.ts(now)])
+            if n == 1:
+                return True
+            exists = await conn.fetchval("SELECT 1 FROM kernel_lease WHERE name = ?", [name])
+            if exists:
+                return False
+            await conn.execute(
+                "INSERT INTO kernel_lease (name, holder, expires_at) VALUES (?,?,?) ON CONFLICT (name) DO NOTHING",
+                [name, self.holder, db.ts(until)])
+            holder = await conn.fetchval("SELECT holder FROM kernel_lease WHERE name = ?", [name])
+            return bool(holder == self.holder)
+
+    async def dispatch_once(self) -> bool:
+        """Dispatch one batch; True when there may be more waiting."""
+        db = self.db
+        async with db.reader() as conn:
+            rows = await conn.fetch(
+                "SELECT id, org_id, type, source, subject, time, data, actor_id, position, attempts"
+                " FROM kernel_outbox WHERE dispatched_at IS NULL ORDER BY id LIMIT ?", [BATCH])
+        if not rows:
+            return False
+        async with db.reader() as conn:
+            top = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM kernel_outbox") or 0)
+        batch = [dict(zip(("id", "org_id", "type", "source", "subject", "time", "data", "actor_id", "position",
+                           "attempts"), r, strict=True)) for r in rows]
+        unpositioned = [row for row in batch if row["position"] is None]
+        if unpositioned:
+            async with db.transaction() as conn:
+                for row in unpositioned:
+                    top += 1
+                    row["position"] = top
+                    await conn.execute("UPDATE kernel_outbox SET position = ? WHERE id = ?", [top, row["id"]])
+            self.wake_tail()
+        delivered: list[str] = []
+        for row in batch:
+            event = to_cloudevent(row)
+            try:
+                await self._deliver(event)
+            except Exception as exc:
+                attempts = (row["attempts"] or 0) + 1
+                dead = attempts >= MAX_ATTEMPTS
+                log.warning("event delivery failed", extra={"fields": {"event": row["id"], "type": row["type"],
+                                                                       "attempts": attempts, "dead": dead,
+                                                                       "error": str(exc)[:300]}})
+                async with db.transaction() as conn:
+                    await conn.execute(
+                        "UPDATE kernel_outbox SET attempts = ?, error = ?, dispatched_at = ? WHERE id = ?",
+                        [attempts, f"{type(exc).__name__}: {exc}"[:2000], db.ts(utcnow()) if dead else None, row["id"]])
+                if not dead:
+                    await asyncio.sleep(min(0.05 * 2 ** attempts, 5.0))
+                    break  # hold the stream: later events of the same record must wait
+                continue
+            delivered.append(row["id"])
+        if delivered:
+            now = db.ts(utcnow())
+            async with db.transaction() as conn:
+                for i in range(0, len(delivered), 100):
+                    chunk = delivered[i : i + 100]
+                    await conn.execute(
+                        f"UPDATE kernel_outbox SET dispatched_at = ? WHERE id IN ({','.join('?' * len(chunk))})",
+                        [now, *chunk])
+        return len(rows) == BATCH and len(delivered) == len(batch)
+
+    async def _deliver(self, event: dict[str, Any]) -> None:
+        for sub in self.subscribers:
+            if not sub.matches(event["type"]):
+                continue
+            ctx = system_context(event["nexusorgid"])
+            async with UnitOfWork(self.db, ctx) as uow:
+                seen = await uow.conn.fetchval(
+                    "SELECT 1 FROM kernel_event_consumption WHERE consumer = ? AND event_id = ?", [sub.name, event["id"]])
+                if seen:
+                    continue
+                await sub.handler(uow, event)
+                await uow.conn.execute(
+                    "INSERT INTO kernel_event_consumption (consumer, event_id, at) VALUES (?,?,?)",
+                    [sub.name, event["id"], self.db.ts(uow.now)])
+        if self._js is not None:
+            import orjson
+
+            await self._js.publish(f"{self.nats_stream.lower()}.{event['type']}", orjson.dumps(event),
+                                   headers={"Nats-Msg-Id": event["id"]})
+
+    # -- tailing (every process) ----------------------------------------------------------
+    def wake_tail(self) -> None:
+        self._tail_wake.set()
+
+    @property
+    def _tail_wake(self) -> asyncio.Event:
+        ev = getattr(self, "_tail_event", None)
+        if ev is None:
+            ev = asyncio.Event()
+            self._tail_event = ev
+        return ev
+
+    async def _tail_loop(self) -> None:
+        while True:
+            try:
+                await self.tail_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event tail failed")
+            self._tail_wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._tail_wake.wait(), 0.5)
+
+    async def tail_once(self) -> list[dict[str, Any]]:
+        if not self.listeners:
+            return []
+        async with self.db.reader() as conn:
+            rows = await conn.fetch(
+                "SELECT id, org_id, type, source, subject, time, data, actor_id, position FROM kernel_outbox"
+                " WHERE position > ? ORDER BY position LIMIT 500", [self.last_position])
+        if not rows:
+            return []
+        events = [to_cloudevent(dict(zip(("id", "org_id", "type", "source", "subject", "time", "data", "actor_id",
+                                           "position"), r, strict=True))) for r in rows]
+        self.last_position = events[-1]["nexusposition"]
+        for fn in self.listeners:
+            try:
+                await fn(events)
+            except Exception:
+                log.exception("event listener failed")
+        return events
+
+    # -- NATS JetStream relay --------------------------------------------------------------
+    async def _connect_nats(self) -> None:
+        import nats
+
+        self._nats = await nats.connect(self.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                        name=f"nexus {self.holder}")
+        self._js = self._nats.jetstream()
+        try:
+            await self._js.stream_info(self.nats_stream)
+        except Exception:
+            # Subjects are <stream>.<event type>; JetStream drops a message whose Nats-Msg-Id it
+            # saw in the last two minutes, so a redelivered event is published once.
+            await self._js.add_stream(name=self.nats_stream, subjects=[f"{self.nats_stream.lower()}.>"],
+                                      duplicate_window=120)
