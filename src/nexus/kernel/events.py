@@ -306,6 +306,7 @@ class EventBus:
     async def _connect_nats(self) -> None:
         import nats
 
+        assert self.nats_url is not None
         self._nats = await nats.connect(self.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                         name=f"nexus {self.holder}")
         self._js = self._nats.jetstream()
