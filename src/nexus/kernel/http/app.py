@@ -6,6 +6,7 @@ handler → problem+json for any error (never a stack trace) → access log.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import secrets
@@ -34,6 +35,13 @@ from nexus.kernel.resources import Resource, pydantic_errors
 
 log = logging.getLogger("nexus.http")
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_NONE: list[Any] = []
+_RESOURCE_TEMPLATES = {
+    2: "/api/v1/{app}/{resource}",
+    3: "/api/v1/{app}/{resource}/{id}",
+    4: "/api/v1/{app}/{resource}/{id}/{action}",
+}
+KERNEL_SUBSYSTEMS = ("jobs", "blobs", "search", "ratelimit", "metrics", "webhooks", "notifications")
 
 
 class BodyTooLarge(Exception):
@@ -65,6 +73,10 @@ class Nexus:
                 if app.name in self.served:
                     self.resources[(r.app, r.name)] = r
         self.router = Router()
+        # Kernel subsystems and apps plug in here: "startup", "background" (only where
+        # background work runs), "shutdown", "fallback"; "before_request" (async
+        # fn(request, public) that may raise a Problem, e.g. rate limits) and
+        # "after_response" (fn(scope, status, seconds), e.g. metrics).
         self.hooks: dict[str, list[Callable[..., Any]]] = {}
         self.state: dict[str, Any] = {}
         self._heads: set[str] | None = None
@@ -88,6 +100,16 @@ class Nexus:
         for name in self.served:
             for rd in self.loaded[name].routes:
                 self.router.add(rd)
+        for sub in KERNEL_SUBSYSTEMS:
+            # Optional kernel subsystems: each module offers install(nexus) to add its
+            # routes and hooks. Missing modules are simply not part of this build.
+            try:
+                module = importlib.import_module(f"nexus.kernel.{sub}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"nexus.kernel.{sub}":
+                    raise
+                continue
+            module.install(self)
         self.crud = crud
 
     # -- lookups -------------------------------------------------------------
@@ -97,6 +119,10 @@ class Nexus:
 
     def on(self, hook: str, fn: Callable[..., Any]) -> None:
         self.hooks.setdefault(hook, []).append(fn)
+
+    @property
+    def _before(self) -> list[Callable[..., Any]]:
+        return self.hooks.get("before_request", _NONE)
 
     # -- lifecycle -----------------------------------------------------------
     async def startup(self) -> None:
@@ -112,8 +138,12 @@ class Nexus:
         for app in self.loaded.values():
             if app.startup is not None:
                 await app.startup(self)
+        for fn in self.hooks.get("startup", []):
+            await fn()
         if self.run_background:
             await self.events.start()
+            for fn in self.hooks.get("background", []):
+                await fn()
         self._started = True
 
     async def shutdown(self) -> None:
@@ -231,6 +261,8 @@ class Nexus:
                 response = problem_response(problem, instance=path, request_id=rid)
             await response(scope, receive, send_wrapper)  # type: ignore[arg-type]
         finally:
+            for after in self.hooks.get("after_response", _NONE):
+                after(scope, status_holder[0], time.perf_counter() - started)
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "request",
@@ -245,8 +277,12 @@ class Nexus:
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/")
         route, params, allowed = self.router.match(method, path)
+        before = self._before
         if route is not None:
             req.scope["path_params"] = params
+            req.scope["nexus.route"] = route.path
+            for fn in before:
+                await fn(req, route.public)
             if not route.public:
                 await self.principal(req)
             return await route.endpoint(req)
@@ -255,6 +291,9 @@ class Nexus:
             if len(parts) >= 2:
                 resource = self.resources.get((parts[0], parts[1]))
                 if resource is not None:
+                    req.scope["nexus.route"] = _RESOURCE_TEMPLATES[min(len(parts), 4)]
+                    for fn in before:
+                        await fn(req, False)
                     return await self.crud.dispatch_resource(self, req, resource, parts[2:], method)
         if allowed:
             raise Problem(405, f"{method} is not allowed here.", headers={"Allow": ", ".join(allowed)})
