@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     mk = sub.add_parser("makemigrations", help="autogenerate the next migration for an app (developers)")
     mk.add_argument("app")
     mk.add_argument("-m", "--message", required=True)
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", help="check the hash chain; exit 1 if an entry was altered or removed")
     for name in discover():
         mod = load_app(name).cli
         if mod is not None and hasattr(mod, "register"):
@@ -61,9 +64,11 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         for m in discover().values():
             print(f"{m.name:<12} {m.port:>5}  #{m.catalog_number:<3} {m.category:<14} {m.title}")
         return 0
-    if hasattr(args, "handler"):
-        return int(asyncio.run(args.handler(settings, args)))
     logs.configure(settings.log_level)
+    if hasattr(args, "handler"):
+        # App commands (admin create, …) work on a fresh installation too.
+        _migrate(settings)
+        return int(asyncio.run(args.handler(settings, args)))
     if cmd == "migrate":
         _migrate(settings)
         print(f"migrations applied to {redact_url(settings.database_url)}")
@@ -73,6 +78,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         migrate.check(settings)
         print("models and migrations agree")
         return 0
+    if cmd == "audit":
+        return _audit_verify(settings)
     if cmd == "makemigrations":
         migrate.make_revision(settings, args.app, args.message)
         return 0
@@ -144,6 +151,29 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     )
     server.serve()
     return 0
+
+
+def _audit_verify(settings: Settings) -> int:
+    from nexus.kernel.audit import seal_once, verify
+    from nexus.kernel.db import create_database
+
+    async def run() -> int:
+        db = create_database(settings)
+        await db.open()
+        try:
+            while await seal_once(db):
+                pass
+            result = await verify(db)
+        finally:
+            await db.close()
+        if result.ok:
+            print(f"audit trail intact: {result.checked} entries verified; chain head {result.head}")
+            return 0
+        print(f"audit trail BROKEN: {result.problem} ({result.checked} entries verified before it)")
+        return 1
+
+    _check_database(settings)
+    return asyncio.run(run())
 
 
 def default_port(apps: list[str] | None) -> int:

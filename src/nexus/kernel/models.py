@@ -26,11 +26,25 @@ class AuditEntry(Base):
     after: Mapped[Any | None] = mapped_column(JsonType)
     request_id: Mapped[str | None] = mapped_column(String(64))
     client_addr: Mapped[str | None] = mapped_column(String(64))
+    # Sealed by one background sealer in id order: seq numbers the chain and hash is
+    # sha256(previous hash + this entry), so an edited or deleted entry breaks the chain.
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_kernel_audit_org_record", "org_id", "record_id", "at"),
         Index("ix_kernel_audit_org_at", "org_id", "at"),
+        Index("ix_kernel_audit_unsealed", "seq", "id"),
     )
+
+
+class AuditHead(Base):
+    """The last sealed link of the audit chain, so cutting entries off the end is detected too."""
+
+    __tablename__ = "kernel_audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class OutboxEvent(Base):

@@ -41,7 +41,7 @@ _RESOURCE_TEMPLATES = {
     3: "/api/v1/{app}/{resource}/{id}",
     4: "/api/v1/{app}/{resource}/{id}/{action}",
 }
-KERNEL_SUBSYSTEMS = ("jobs", "blobs", "search", "ratelimit", "metrics", "webhooks", "notifications")
+KERNEL_SUBSYSTEMS = ("audit", "jobs", "blobs", "search", "ratelimit", "metrics", "webhooks", "notifications")
 
 
 class BodyTooLarge(Exception):
