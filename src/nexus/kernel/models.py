@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexus.kernel.db.schema import Base, IdType, JsonType, Timestamp
@@ -86,6 +86,36 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     holder: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Notification(Base):
+    """An in-app notification for one user (raised by apps through UnitOfWork.notify)."""
+
+    __tablename__ = "kernel_notification"
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    org_id: Mapped[str] = mapped_column(IdType)
+    user_id: Mapped[str] = mapped_column(IdType)
+    type: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str | None] = mapped_column(String(500))
+    data: Mapped[Any | None] = mapped_column(JsonType)
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    read_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_kernel_notification_user", "org_id", "user_id", "read_at", "id"),)
+
+
+class NotificationPreference(Base):
+    """Per user and notification type: whether it appears in the app (and, with Mail, by email)."""
+
+    __tablename__ = "kernel_notification_pref"
+    org_id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    type: Mapped[str] = mapped_column(String(200), primary_key=True)
+    in_app: Mapped[bool] = mapped_column(Boolean, default=True)
+    email: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class IdempotencyRecord(Base):

@@ -275,6 +275,33 @@ class UnitOfWork:
               before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
         self._audit.append(AuditEntry(app, resource, record_id, action, before, after))
 
+    async def notify(self, user_id: str, type: str, title: str, body: str = "", link: str | None = None,
+                     data: dict[str, Any] | None = None) -> str | None:
+        """Raise an in-app notification for a user of this org, committed with the change that
+        caused it and pushed live over the WebSocket. Returns its id, or None when the user
+        turned this type off. Nobody is notified of their own doing."""
+        if user_id == self.ctx.user_id:
+            return None
+        pref = await self.conn.fetchval(
+            "SELECT in_app FROM kernel_notification_pref WHERE org_id = ? AND user_id = ? AND type = ?",
+            [self.ctx.org_id, user_id, type])
+        if pref is not None and not pref:
+            return None
+        nid = new_id()
+        db = self.db
+        row = {"id": nid, "org_id": self.ctx.org_id, "user_id": user_id, "type": type, "title": title[:300],
+               "body": body, "link": link, "data": data, "actor_id": self.ctx.user_id, "created_at": self.now,
+               "read_at": None}
+        await self.write(
+            "INSERT INTO kernel_notification (id, org_id, user_id, type, title, body, link, data, actor_id,"
+            " created_at, read_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [nid, self.ctx.org_id, user_id, type, title[:300], body, link, _json_param(db, data), self.ctx.user_id,
+             db.ts(self.now), None])
+        out = dict(row)
+        out["created_at"] = db.ts(self.now) if self.dialect == "sqlite" else self.now
+        self.emit("nexus.notifications.notification.created", nid, {"user_id": user_id, "notification": out})
+        return nid
+
     def emit(self, type: str, subject: str | None, data: dict[str, Any]) -> None:
         self._events.append(Event(type, subject, data))
         self._had_events = True

@@ -28,6 +28,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("nexus.ws")
 
 
+NOTIFICATION_EVENT = "nexus.notifications.notification.created"
+
+
+def can_see_event(nx: Nexus, p: Principal, event: dict[str, Any]) -> bool:
+    """Record events follow the resource's read permission; a notification only its recipient."""
+    if event["type"] == NOTIFICATION_EVENT:
+        data = event.get("data") or {}
+        return isinstance(data, dict) and data.get("user_id") == p.user_id
+    return can_see(nx, p, event["type"])
+
+
 def can_see(nx: Nexus, p: Principal, event_type: str) -> bool:
     et = nx.events.types.get(event_type)
     if et is None or et.resource is None:
@@ -75,7 +86,7 @@ async def list_events(req: Request) -> Response:
     cols = ("id", "org_id", "type", "source", "subject", "time", "data", "actor_id", "position")
     events = [to_cloudevent(dict(zip(cols, r, strict=True))) for r in rows]
     last = events[-1]["nexusposition"] if events else after
-    visible = [e for e in events if can_see(nx, p, e["type"])]
+    visible = [e for e in events if can_see_event(nx, p, e)]
     return Response(dumps({"items": visible, "next_after": last}), media_type="application/json")
 
 
@@ -98,8 +109,15 @@ class Hub:
             conns = self.clients.get(e["nexusorgid"])
             if not conns:
                 continue
+            is_notification = e["type"] == NOTIFICATION_EVENT
             for c in list(conns):
-                if "events" in c.topics and can_see(self.nx, c.principal, e["type"]):
+                if not can_see_event(self.nx, c.principal, e):
+                    continue
+                if is_notification and "notifications" in c.topics:
+                    with contextlib.suppress(Exception):
+                        await c.ws.send_text(dumps({"type": "notification",
+                                                    "notification": e["data"]["notification"]}).decode())
+                elif "events" in c.topics:
                     with contextlib.suppress(Exception):
                         await c.ws.send_text(dumps({"type": "event", "event": e}).decode())
 
