@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from nexus.kernel.db.schema import Base, IdType, JsonType, Timestamp
+from nexus.kernel.db.schema import Base, IdType, JsonType, Record, Timestamp
 
 
 class AuditEntry(Base):
@@ -116,6 +116,45 @@ class NotificationPreference(Base):
     type: Mapped[str] = mapped_column(String(200), primary_key=True)
     in_app: Mapped[bool] = mapped_column(Boolean, default=True)
     email: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Webhook(Record, Base):
+    """A webhook subscription of an org (the resource /api/v1/webhooks/subscriptions)."""
+
+    __tablename__ = "kernel_webhook"
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    event_types: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    secret_enc: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WebhookDelivery(Base):
+    """One event sent (or to be sent) to one webhook: the delivery log."""
+
+    __tablename__ = "kernel_webhook_delivery"
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    org_id: Mapped[str] = mapped_column(IdType)
+    webhook_id: Mapped[str] = mapped_column(IdType)
+    event_id: Mapped[str] = mapped_column(IdType)
+    event_type: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|succeeded|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)  # every attempt, newest last
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        Index("ix_kernel_webhook_delivery_due", "status", "next_attempt_at"),
+        Index("ix_kernel_webhook_delivery_hook", "org_id", "webhook_id", "id"),
+    )
 
 
 class IdempotencyRecord(Base):
