@@ -172,7 +172,7 @@ def parse_list_query(
                     args.append(raw)
                 else:
                     where.append(f"{name} @> ?::jsonb")
-                    args.append(orjson.dumps([raw]).decode())
+                    args.append([raw])  # the jsonb codec encodes it
             elif op == "startswith":
                 where.append(f"{name} LIKE ? ESCAPE '\\'")
                 args.append(_like_escape(coerce(db, kind, raw, name)) + "%")

@@ -22,12 +22,11 @@ from typing import Any, ClassVar, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import PydanticUndefined
 
-from nexus.kernel.context import Context
 from nexus.kernel.errors import Problem, validation
 from nexus.kernel.records import TableSpec, UnitOfWork
 from nexus.kernel.schema_base import Schema
 
-__all__ = ["Action", "RecordService", "Resource", "Schema", "View", "pydantic_errors"]
+__all__ = ["Action", "RecordRule", "RecordService", "Resource", "Schema", "View", "pydantic_errors"]
 
 READONLY = ("id", "org_id", "created_at", "created_by", "updated_at", "updated_by", "version", "deleted_at")
 
@@ -57,8 +56,21 @@ class View:
 
     name: str
     title: str
-    where: Callable[[Context, Any], list[tuple[str, list[Any]]]]
+    where: Callable[[Any, Any], list[tuple[str, list[Any]]]]  # (principal, database) -> conditions
     default_sort: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordRule:
+    """Row-level access on top of permissions (DESIGN.md §6 "record rules"): which records of
+    a resource a caller may see, and which they may change. Each function returns a SQL
+    condition on the resource's table with `?` parameters; the kernel applies it to lists,
+    reads, exports, search hits, updates, deletes and actions. Holders of
+    `{app}.{resource}.{bypass}` (admins, through `*`) see and change everything."""
+
+    read: Callable[[Any], tuple[str, list[Any]]]
+    write: Callable[[Any], tuple[str, list[Any]]] | None = None
+    bypass: str = "all"
 
 
 @dataclass
@@ -82,6 +94,7 @@ class Resource:
     importable: bool = True
     description: str = ""
     hidden: tuple[str, ...] = ()
+    rule: RecordRule | None = None
 
     def __post_init__(self) -> None:
         self.spec = TableSpec(self.model, self.hidden)
@@ -112,6 +125,21 @@ class Resource:
 
     def permission(self, action: str) -> str:
         return f"{self.app}.{self.name}.{action}"
+
+    def read_condition(self, principal: Any) -> tuple[str, list[Any]] | None:
+        """The record rule's visibility condition for this caller, or None when all rows are visible."""
+        from nexus.kernel.permissions import has_permission
+
+        if self.rule is None or has_permission(principal, self.permission(self.rule.bypass)):
+            return None
+        return self.rule.read(principal)
+
+    def write_condition(self, principal: Any) -> tuple[str, list[Any]] | None:
+        from nexus.kernel.permissions import has_permission
+
+        if self.rule is None or has_permission(principal, self.permission(self.rule.bypass)):
+            return None
+        return (self.rule.write or self.rule.read)(principal)
 
     def event_type(self, verb: str) -> str:
         return f"nexus.{self.app}.{self.entity}.{verb}"

@@ -116,6 +116,10 @@ def _list_sql(nx: Nexus, req: Request, r: Resource, params: dict[str, list[str]]
     if spec.soft_delete:
         sql += _deleted_clause(params)
     args: list[Any] = [ctx_org]
+    rule = r.read_condition(principal)
+    if rule is not None:
+        sql += f" AND ({rule[0]})"
+        args += rule[1]
     for w in lq.where:
         sql += " AND " + w
     args += lq.params
@@ -155,8 +159,13 @@ async def get_record(nx: Nexus, req: Request, r: Resource, record_id: str) -> Re
         r.__dict__["_get_sql"] = sql
     if spec.soft_delete and req.scope.get("query_string") != b"deleted=include":
         sql += " AND deleted_at IS NULL"
+    args: list[Any] = [p.org_id, record_id]
+    rule = r.read_condition(p)
+    if rule is not None:
+        sql += f" AND ({rule[0]})"
+        args += rule[1]
     async with nx.db.reader() as conn:
-        row = await conn.fetchrow(sql, (p.org_id, record_id))
+        row = await conn.fetchrow(sql, args)
     if row is None:
         raise not_found(r.entity)
     record = spec.to_output(nx.db.dialect, row)
@@ -168,6 +177,21 @@ async def get_record(nx: Nexus, req: Request, r: Resource, record_id: str) -> Re
 
 
 # -- writes --------------------------------------------------------------------
+
+
+async def enforce_rule(nx: Nexus, principal: Any, r: Resource, record_id: str) -> None:
+    """A record the caller may not see is 404; one they may see but not change is 403."""
+    read = r.read_condition(principal)
+    if read is None:
+        return
+    base = f"SELECT 1 FROM {r.spec.name} WHERE org_id = ? AND id = ?"
+    async with nx.db.reader() as conn:
+        if not await conn.fetchval(f"{base} AND ({read[0]})", [principal.org_id, record_id, *read[1]]):
+            raise not_found(r.entity)
+        write = r.write_condition(principal)
+        if write is not None and not await conn.fetchval(f"{base} AND ({write[0]})",
+                                                         [principal.org_id, record_id, *write[1]]):
+            raise Problem(403, f"You may see this {r.entity} but not change it.")
 
 
 async def _body(req: Request, nx: Nexus) -> bytes:
@@ -203,6 +227,7 @@ async def create_record(nx: Nexus, req: Request, r: Resource) -> Response:
 async def update_record(nx: Nexus, req: Request, r: Resource, record_id: str) -> Response:
     ctx = await nx.context(req)
     require(ctx.principal, r.permission("update"))
+    await enforce_rule(nx, ctx.principal, r, record_id)
     expected = parse_if_match(req.headers.get("if-match"), record_id)
     body = await _body(req, nx)
     assert r.update is not None
@@ -215,6 +240,7 @@ async def update_record(nx: Nexus, req: Request, r: Resource, record_id: str) ->
 async def delete_record(nx: Nexus, req: Request, r: Resource, record_id: str) -> Response:
     ctx = await nx.context(req)
     require(ctx.principal, r.permission("delete"))
+    await enforce_rule(nx, ctx.principal, r, record_id)
     expected = parse_if_match(req.headers.get("if-match"), record_id)
     async with UnitOfWork(nx.db, ctx) as uow:
         await r.service_instance.delete(uow, record_id, expected)
@@ -224,6 +250,7 @@ async def delete_record(nx: Nexus, req: Request, r: Resource, record_id: str) ->
 async def restore_record(nx: Nexus, req: Request, r: Resource, record_id: str) -> Response:
     ctx = await nx.context(req)
     require(ctx.principal, r.permission("delete"))
+    await enforce_rule(nx, ctx.principal, r, record_id)
     async with UnitOfWork(nx.db, ctx) as uow:
         record = await r.service_instance.restore(uow, record_id)
     return json_response(record, headers={"ETag": etag_for(record)})
@@ -232,6 +259,7 @@ async def restore_record(nx: Nexus, req: Request, r: Resource, record_id: str) -
 async def run_action(nx: Nexus, req: Request, r: Resource, record_id: str, action: Any) -> Response:
     ctx = await nx.context(req)
     require(ctx.principal, r.permission(action.permission))
+    await enforce_rule(nx, ctx.principal, r, record_id)
     expected = parse_if_match(req.headers.get("if-match"), record_id)
     from nexus.kernel.http.app import read_body
 
@@ -239,7 +267,11 @@ async def run_action(nx: Nexus, req: Request, r: Resource, record_id: str, actio
     payload = None
     if action.input is not None:
         if body:
-            await _body(req, nx)  # content-type check
+            from nexus.kernel.http.app import require_json
+
+            require_json(req)
+            if b"\\u0000" in body:
+                raise Problem(422, "NUL characters are not allowed in text.")
         payload = _validate(action.input, body)
     elif body.strip() not in (b"", b"{}"):
         raise Problem(422, f"The {action.name} action takes no body.")

@@ -10,7 +10,6 @@ from alembic import op
 import sqlalchemy as sa
 import nexus.kernel.db.schema
 from sqlalchemy import Text
-from sqlalchemy.dialects import postgresql
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}
