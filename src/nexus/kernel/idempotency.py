@@ -40,12 +40,32 @@ async def run_idempotent(db: Database, ctx: Context, key: str | None, method: st
         return await _run_keyed(db, ctx, key, method, path, body, produce)
     except _Raced:
         pass
+    except Problem:
+        # A domain rule may refuse us *because* a concurrent retry with the same key just
+        # succeeded ("this name exists"): if that retry's answer is stored now, it is ours.
+        replay = await _stored(db, ctx, key, _hash(method, path, body))
+        if replay is not None:
+            return replay
+        raise
     except Exception as exc:
         # A concurrent retry with the same key committed first: our whole change rolled
         # back with the key's row, so answer with what the winner stored.
         if not is_unique_violation(exc):
             raise
     return await _run_keyed(db, ctx, key, method, path, body, produce)
+
+
+async def _stored(db: Database, ctx: Context, key: str, req_hash: str) -> Response | None:
+    p = ctx.principal
+    async with db.reader() as conn:
+        row = await conn.fetchrow(
+            "SELECT request_hash, status, headers, body FROM kernel_idempotency"
+            " WHERE org_id = ? AND principal_id = ? AND key = ?", [p.org_id, p.api_key_id or p.user_id, key])
+    if row is None or row[0] != req_hash:
+        return None
+    headers = row[2] if isinstance(row[2], dict) else loads(row[2])
+    headers["Idempotent-Replayed"] = "true"
+    return Response(bytes(row[3]), status_code=row[1], headers=headers, media_type="application/json")
 
 
 class _Raced(Exception):
