@@ -64,6 +64,9 @@ def make_settings(backend: str, data_dir: Path, db_name: str | None = None) -> S
         "NEXUS_LOG_LEVEL": "WARNING",
         "NEXUS_MAX_IMPORT_ROWS": "2000",
         "NEXUS_MAX_IMPORT_BYTES": "2000000",
+        # The whole suite shares one client address and a few users: limits it never reaches
+        # (tests/kernel/test_ratelimit.py makes its own NEXUS with tight ones).
+        "NEXUS_RATE_LIMITS": "read=1000000/60,write=1000000/60,auth=1000000/60,bulk=1000000/60",
     }
     if backend == "postgresql":
         assert db_name

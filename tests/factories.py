@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from dataclasses import dataclass, field
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
+import jwt
 
 from nexus.apps.identity.public import create_admin
 from nexus.kernel.http.app import Nexus
@@ -85,3 +90,121 @@ async def make_task(actor: Actor, **fields: Any) -> dict[str, Any]:
     r = await actor.post("/api/v1/tasks/tasks", json=body)
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
+
+
+# -- identity: roles, API keys, tokens, audit -------------------------------------------
+
+
+async def make_role(actor: Actor, permissions: list[str], name: str | None = None) -> dict[str, Any]:
+    """A custom role of the actor's org, created through the API."""
+    body = {"name": name or f"role-{secrets.token_hex(3)}", "permissions": permissions}
+    r = await actor.post("/api/v1/identity/roles", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def make_api_key(actor: Actor, permissions: list[str] | None = None, **fields: Any) -> dict[str, Any]:
+    """An API key of the actor; the response is the only place its `key` is shown."""
+    body = {"name": f"key-{secrets.token_hex(3)}", "permissions": permissions or [], **fields}
+    r = await actor.post("/api/v1/identity/api-keys", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def with_credential(actor: Actor, credential: str) -> Actor:
+    """The same person, sending another bearer credential (an API key, a forged token...)."""
+    return replace(actor, token=credential)
+
+
+def signing_key(nx: Nexus) -> bytes:
+    """The access-token key, derived as nexus.kernel.auth.Authenticator derives it."""
+    return hashlib.sha256(b"nexus-access-token\x00" + nx.settings.secret_key.encode()).digest()
+
+
+def forge_token(nx: Nexus, actor: Actor, *, key: bytes | str | None = None, algorithm: str = "HS256",
+                drop: tuple[str, ...] = (), **claims: Any) -> str:
+    """An access token for the actor's session with claims changed, signed as asked."""
+    base = jwt.decode(actor.token, options={"verify_signature": False})
+    now = int(time.time())
+    base.update({"iat": now, "exp": now + 600})
+    base.update(claims)
+    for name in drop:
+        base.pop(name, None)
+    return jwt.encode(base, signing_key(nx) if key is None else key, algorithm=algorithm)
+
+
+@asynccontextmanager
+async def client_at(nx: Nexus, addr: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """A client from its own address, so that failed sign-ins do not count against the
+    shared test client's address (sign-in lockout is also per client address)."""
+    addr = addr or f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+    transport = httpx.ASGITransport(app=nx, client=(addr, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://nexus.test") as c:
+        yield c
+
+
+async def audit_rows(nx: Nexus, org_id: str, *, action: str | None = None, resource: str | None = None,
+                     record_id: str | None = None) -> list[dict[str, Any]]:
+    """Rows of kernel_audit for an org, oldest first, with before/after decoded."""
+    from nexus.kernel.jsonutil import loads
+
+    sql = ("SELECT actor_id, actor_kind, app, resource, record_id, action, before, after, client_addr"
+           " FROM kernel_audit WHERE org_id = ?")
+    args: list[Any] = [org_id]
+    for col, val in (("action", action), ("resource", resource), ("record_id", record_id)):
+        if val is not None:
+            sql += f" AND {col} = ?"
+            args.append(val)
+    async with nx.db.reader() as conn:
+        rows = await conn.fetch(sql + " ORDER BY at, id", args)
+    names = ("actor_id", "actor_kind", "app", "resource", "record_id", "action", "before", "after", "client_addr")
+    out = []
+    for row in rows:
+        d = dict(zip(names, row, strict=True))
+        for k in ("before", "after"):
+            if isinstance(d[k], (str, bytes)):
+                d[k] = loads(d[k])
+        out.append(d)
+    return out
+
+
+# -- tasks: projects, comments, actions, paging ------------------------------------------
+
+TASKS = "/api/v1/tasks/tasks"
+
+
+async def make_project(actor: Actor, **fields: Any) -> dict[str, Any]:
+    body = {"name": f"Project {secrets.token_hex(3)}", **fields}
+    r = await actor.post("/api/v1/tasks/projects", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def make_comment(actor: Actor, task_id: str, body: str = "Looks good") -> dict[str, Any]:
+    r = await actor.post("/api/v1/tasks/comments", json={"task_id": task_id, "body": body})
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def task_action(actor: Actor, task_id: str, action: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    """POST /api/v1/tasks/tasks/{id}/{action}, with a JSON body when given."""
+    kw: dict[str, Any] = {} if body is None else {"json": body}
+    return await actor.post(f"{TASKS}/{task_id}/{action}", **kw)
+
+
+async def list_all(actor: Actor, url: str, params: dict[str, Any] | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Every item of a list, following next_cursor page by page."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(1000):
+        p = {**(params or {}), "limit": limit}
+        if cursor:
+            p["cursor"] = cursor
+        r = await actor.get(url, params=p)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
+    raise AssertionError("paging did not end")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import jwt
@@ -37,6 +38,9 @@ class Authenticator:
         self.access_ttl = access_ttl
         self.backend: AuthBackend | None = None
         self.cache = TTLCache(ttl=5.0)
+        # Called after every invalidate_all(): with Redis, kernel/cache.py publishes there so
+        # that every other process clears its principal cache too.
+        self.on_invalidate: list[Callable[[], None]] = []
 
     # -- tokens --------------------------------------------------------------
     def issue_access_token(self, *, user_id: str, org_id: str, session_id: str) -> tuple[str, int]:
@@ -107,6 +111,8 @@ class Authenticator:
     def invalidate_all(self) -> None:
         """Called by identity on any revocation or grant change (cheap: entries rebuild in one query)."""
         self.cache.clear()
+        for fn in self.on_invalidate:
+            fn()
 
 
 def hash_secret(secret: str) -> str:

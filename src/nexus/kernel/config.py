@@ -57,12 +57,19 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_import_bytes: int = 20_971_520
     max_import_rows: int = 50_000
+    max_upload_bytes: int = 104_857_600  # blobs (kernel/blobs.py): larger uploads get 413
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     log_level: str = "INFO"
     db_pool_size: int = 10
     nats_stream: str = "NEXUS"
+    worker_mode: str = "inprocess"  # NEXUS_WORKER: "external" = jobs run in `nexus worker`, not serve
     extra: dict[str, str] = field(default_factory=dict)
+    # -- cache, rate limits, metrics, traces (kernel/cache.py, ratelimit.py, metrics.py) --
+    redis_prefix: str = "nexus:"
+    rate_limits: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    metrics_token: str | None = None
+    otel_endpoint: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -97,6 +104,10 @@ class Settings:
         blob_url = env.get("NEXUS_BLOB_URL") or f"file://{data_dir / 'blobs'}"
         if not blob_url.startswith(("file://", "s3://")):
             raise ConfigError(f"NEXUS_BLOB_URL must be file://… or s3://…, got {redact_url(blob_url)}")
+        if blob_url.startswith("s3://"):
+            from nexus.kernel.blobs import S3BlobBackend  # checks the bucket and parameters
+
+            S3BlobBackend(blob_url, data_dir / "blob-staging", env)
         redis_url = env.get("NEXUS_REDIS_URL") or None
         if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"NEXUS_REDIS_URL must be redis://…, got {redact_url(redis_url)}")
@@ -127,18 +138,93 @@ class Settings:
             max_body_bytes=_int(env, "NEXUS_MAX_BODY_BYTES", 1_048_576, 1024, 1 << 30),
             max_import_bytes=_int(env, "NEXUS_MAX_IMPORT_BYTES", 20_971_520, 1024, 1 << 31),
             max_import_rows=_int(env, "NEXUS_MAX_IMPORT_ROWS", 50_000, 1, 10_000_000),
+            max_upload_bytes=_int(env, "NEXUS_MAX_UPLOAD_BYTES", 104_857_600, 1024, 1 << 40),
             access_token_ttl=_int(env, "NEXUS_ACCESS_TOKEN_TTL", 900, 30, 86_400),
             refresh_token_ttl=_int(env, "NEXUS_REFRESH_TOKEN_TTL", 30 * 24 * 3600, 300, 365 * 86_400),
             log_level=log_level,
             db_pool_size=_int(env, "NEXUS_DB_POOL_SIZE", 10, 1, 500),
             nats_stream=_stream(env.get("NEXUS_NATS_STREAM") or "NEXUS"),
+            worker_mode=_worker_mode(env.get("NEXUS_WORKER") or "inprocess"),
+            redis_prefix=_redis_prefix(env.get("NEXUS_REDIS_PREFIX") or "nexus:"),
+            rate_limits=parse_rate_limits(env.get("NEXUS_RATE_LIMITS") or ""),
+            metrics_token=_metrics_token(env.get("NEXUS_METRICS_TOKEN") or None),
+            otel_endpoint=_otel_endpoint(env.get("NEXUS_OTEL_ENDPOINT") or None),
         )
+
+
+def _worker_mode(mode: str) -> str:
+    mode = mode.strip().lower()
+    if mode not in ("inprocess", "external"):
+        raise ConfigError(f"NEXUS_WORKER must be inprocess or external, got {mode!r}")
+    return mode
 
 
 def _stream(name: str) -> str:
     if not name.replace("_", "").replace("-", "").isalnum() or len(name) > 64:
         raise ConfigError(f"NEXUS_NATS_STREAM must be letters, digits, - or _, got {name!r}")
     return name
+
+
+# -- cache, rate limits, metrics, traces ----------------------------------------------------
+
+# Requests per window (seconds) for each route class; see kernel/ratelimit.py.
+DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
+    "read": (1200, 60),
+    "write": (300, 60),
+    "auth": (20, 60),
+    "bulk": (10, 60),
+}
+
+
+def parse_rate_limits(raw: str) -> dict[str, tuple[int, int]]:
+    """NEXUS_RATE_LIMITS: `class=REQUESTS/SECONDS,…` over the defaults; `class=off` (or 0)
+    lifts one class's limit, and `off` alone lifts them all."""
+    limits = dict(DEFAULT_RATE_LIMITS)
+    raw = raw.strip()
+    if not raw:
+        return limits
+    if raw.lower() in ("off", "none", "0"):
+        return {name: (0, window) for name, (_, window) in limits.items()}
+    valid = ", ".join(DEFAULT_RATE_LIMITS)
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, eq, value = item.partition("=")
+        name = name.strip().lower()
+        value = value.strip().lower()
+        if not eq or name not in DEFAULT_RATE_LIMITS:
+            raise ConfigError(f"NEXUS_RATE_LIMITS: {item!r} must be CLASS=REQUESTS/SECONDS with CLASS one of {valid}")
+        if value in ("off", "0"):
+            limits[name] = (0, limits[name][1])
+            continue
+        count, slash, window = value.partition("/")
+        try:
+            n, w = int(count), int(window) if slash else 60
+        except ValueError:
+            raise ConfigError(f"NEXUS_RATE_LIMITS: {item!r} must be CLASS=REQUESTS/SECONDS, e.g. read=1200/60") from None
+        if not 1 <= n <= 1_000_000_000 or not 1 <= w <= 86_400:
+            raise ConfigError(f"NEXUS_RATE_LIMITS: {item!r} needs 1 to 10^9 requests per 1 to 86400 seconds")
+        limits[name] = (n, w)
+    return limits
+
+
+def _redis_prefix(prefix: str) -> str:
+    if len(prefix) > 64 or any(c.isspace() for c in prefix):
+        raise ConfigError(f"NEXUS_REDIS_PREFIX must be at most 64 characters without spaces, got {prefix!r}")
+    return prefix
+
+
+def _metrics_token(token: str | None) -> str | None:
+    if token is not None and len(token) < 16:
+        raise ConfigError("NEXUS_METRICS_TOKEN must be at least 16 characters")
+    return token
+
+
+def _otel_endpoint(url: str | None) -> str | None:
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"NEXUS_OTEL_ENDPOINT must be http(s)://…, got {redact_url(url)}")
+    return url
 
 
 def _load_or_create_secret(data_dir: Path) -> str:

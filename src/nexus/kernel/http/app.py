@@ -238,7 +238,10 @@ class Nexus:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                # Headers hooks add to every response (rate limits: RateLimit-*), as
+                # scope["nexus.response_headers"]: a list of (lower-case bytes, bytes).
+                extra = scope.get("nexus.response_headers") or _NONE
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode()), *extra]
             await send(message)
 
         try:
