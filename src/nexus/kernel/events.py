@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -40,6 +41,13 @@ LEASE_SECONDS = 10
 SPEC_VERSION = "1.0"
 
 Handler = Callable[[UnitOfWork, dict[str, Any]], Awaitable[None]]
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, event_id: str, error: BaseException) -> None:
+        super().__init__(f"{event_id}: {error}")
+        self.event_id = event_id
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class EventBus:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _nats: Any = None
+    _leases: dict[str, float] = field(default_factory=dict)
     _js: Any = None
     last_position: int = 0
 
@@ -168,8 +177,14 @@ class EventBus:
                 self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
+                await asyncio.sleep(0.003)  # let a burst of commits form one batch
 
     async def acquire_lease(self, name: str, seconds: int = LEASE_SECONDS) -> bool:
+        """Hold the named lease: True while this process is its holder. Renewed in the
+        database only when half of it has run out, so holding it costs no write per round."""
+        held = self._leases.get(name)
+        if held is not None and held > time.monotonic():
+            return True
         db = self.db
         now = utcnow()
         until = now + timedelta(seconds=seconds)
@@ -177,19 +192,28 @@ class EventBus:
             n = await conn.execute(
                 "UPDATE kernel_lease SET holder = ?, expires_at = ? WHERE name = ? AND (holder = ? OR expires_at < ?)",
                 [self.holder, db.ts(until), name, self.holder, db.ts(now)])
-            if n == 1:
-                return True
-            exists = await conn.fetchval("SELECT 1 FROM kernel_lease WHERE name = ?", [name])
-            if exists:
-                return False
-            await conn.execute(
-                "INSERT INTO kernel_lease (name, holder, expires_at) VALUES (?,?,?) ON CONFLICT (name) DO NOTHING",
-                [name, self.holder, db.ts(until)])
-            holder = await conn.fetchval("SELECT holder FROM kernel_lease WHERE name = ?", [name])
-            return bool(holder == self.holder)
+            if n != 1:
+                exists = await conn.fetchval("SELECT 1 FROM kernel_lease WHERE name = ?", [name])
+                if exists:
+                    self._leases.pop(name, None)
+                    return False
+                await conn.execute(
+                    "INSERT INTO kernel_lease (name, holder, expires_at) VALUES (?,?,?) ON CONFLICT (name) DO NOTHING",
+                    [name, self.holder, db.ts(until)])
+                holder = await conn.fetchval("SELECT holder FROM kernel_lease WHERE name = ?", [name])
+                if holder != self.holder:
+                    self._leases.pop(name, None)
+                    return False
+        self._leases[name] = time.monotonic() + seconds / 2
+        return True
 
     async def dispatch_once(self) -> bool:
-        """Dispatch one batch; True when there may be more waiting."""
+        """Dispatch one batch; True when there may be more waiting.
+
+        Each subscriber handles the batch's events of one org in ONE unit of work (with the
+        dedup rows), so a burst of writes costs a few transactions, not several per event.
+        If a handler fails, the batch is retried event by event to find the failing one,
+        hold the stream there (per-record order), and dead-letter it after MAX_ATTEMPTS."""
         db = self.db
         async with db.reader() as conn:
             rows = await conn.fetch(
@@ -197,67 +221,93 @@ class EventBus:
                 " FROM kernel_outbox WHERE dispatched_at IS NULL ORDER BY id LIMIT ?", [BATCH])
         if not rows:
             return False
-        async with db.reader() as conn:
-            top = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM kernel_outbox") or 0)
         batch = [dict(zip(("id", "org_id", "type", "source", "subject", "time", "data", "actor_id", "position",
                            "attempts"), r, strict=True)) for r in rows]
-        unpositioned = [row for row in batch if row["position"] is None]
-        if unpositioned:
-            async with db.transaction() as conn:
-                for row in unpositioned:
-                    top += 1
-                    row["position"] = top
-                    await conn.execute("UPDATE kernel_outbox SET position = ? WHERE id = ?", [top, row["id"]])
-            self.wake_tail()
-        delivered: list[str] = []
-        for row in batch:
-            event = to_cloudevent(row)
+        events = [to_cloudevent(row) for row in batch]
+        done: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []
+        failed_at: int | None = None
+        failure: BaseException | None = None
+        try:
+            await self._deliver_batch(events)
+            done = list(batch)
+        except _HandlerFailed as f:
+            failed_at = next(i for i, e in enumerate(events) if e["id"] == f.event_id)
+            failure = f.error
             try:
-                await self._deliver(event)
-            except Exception as exc:
-                attempts = (row["attempts"] or 0) + 1
-                dead = attempts >= MAX_ATTEMPTS
-                log.warning("event delivery failed", extra={"fields": {"event": row["id"], "type": row["type"],
-                                                                       "attempts": attempts, "dead": dead,
-                                                                       "error": str(exc)[:300]}})
+                # The failure rolled back the events before it too: deliver them again.
+                await self._deliver_batch(events[:failed_at])
+                done = list(batch[:failed_at])
+            except _HandlerFailed as f2:
+                failed_at = next(i for i, e in enumerate(events) if e["id"] == f2.event_id)
+                failure = f2.error
+                for row, event in zip(batch[:failed_at], events[:failed_at], strict=True):
+                    await self._deliver_batch([event])
+                    done.append(row)
+        if failed_at is not None and failure is not None:
+            row = batch[failed_at]
+            attempts = (row["attempts"] or 0) + 1
+            is_dead = attempts >= MAX_ATTEMPTS
+            log.warning("event delivery failed", extra={"fields": {
+                "event": row["id"], "type": row["type"], "attempts": attempts, "dead": is_dead,
+                "error": str(failure)[:300]}})
+            row["error"] = f"{type(failure).__name__}: {failure}"[:2000]
+            row["attempts"] = attempts
+            if is_dead:
+                dead.append(row)
+            else:
                 async with db.transaction() as conn:
-                    await conn.execute(
-                        "UPDATE kernel_outbox SET attempts = ?, error = ?, dispatched_at = ? WHERE id = ?",
-                        [attempts, f"{type(exc).__name__}: {exc}"[:2000], db.ts(utcnow()) if dead else None, row["id"]])
-                if not dead:
-                    await asyncio.sleep(min(0.05 * 2 ** attempts, 5.0))
-                    break  # hold the stream: later events of the same record must wait
-                continue
-            delivered.append(row["id"])
-        if delivered:
+                    await conn.execute("UPDATE kernel_outbox SET attempts = ?, error = ? WHERE id = ?",
+                                       [attempts, row["error"], row["id"]])
+                await asyncio.sleep(min(0.05 * 2 ** attempts, 5.0))
+                # the stream is held here: later events (of the same record) must wait
+        finished = sorted(done + dead, key=lambda r: r["id"])
+        if finished:
             now = db.ts(utcnow())
             async with db.transaction() as conn:
-                for i in range(0, len(delivered), 100):
-                    chunk = delivered[i : i + 100]
-                    await conn.execute(
-                        f"UPDATE kernel_outbox SET dispatched_at = ? WHERE id IN ({','.join('?' * len(chunk))})",
-                        [now, *chunk])
-        return len(rows) == BATCH and len(delivered) == len(batch)
+                top = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM kernel_outbox") or 0)
+                for row in finished:
+                    if row["position"] is None:
+                        top += 1
+                        row["position"] = top
+                    if "error" in row:
+                        await conn.execute(
+                            "UPDATE kernel_outbox SET position = ?, dispatched_at = ?, attempts = ?, error = ?"
+                            " WHERE id = ?", [row["position"], now, row["attempts"], row["error"], row["id"]])
+                    else:
+                        await conn.execute("UPDATE kernel_outbox SET position = ?, dispatched_at = ? WHERE id = ?",
+                                           [row["position"], now, row["id"]])
+            self.wake_tail()
+        return len(rows) == BATCH and len(finished) == len(batch)
 
-    async def _deliver(self, event: dict[str, Any]) -> None:
+    async def _deliver_batch(self, events: list[dict[str, Any]]) -> None:
         for sub in self.subscribers:
-            if not sub.matches(event["type"]):
-                continue
-            ctx = system_context(event["nexusorgid"])
-            async with UnitOfWork(self.db, ctx) as uow:
-                seen = await uow.conn.fetchval(
-                    "SELECT 1 FROM kernel_event_consumption WHERE consumer = ? AND event_id = ?", [sub.name, event["id"]])
-                if seen:
-                    continue
-                await sub.handler(uow, event)
-                await uow.conn.execute(
-                    "INSERT INTO kernel_event_consumption (consumer, event_id, at) VALUES (?,?,?)",
-                    [sub.name, event["id"], self.db.ts(uow.now)])
+            by_org: dict[str, list[dict[str, Any]]] = {}
+            for ev in events:
+                if sub.matches(ev["type"]):
+                    by_org.setdefault(ev["nexusorgid"], []).append(ev)
+            for org_id, evs in by_org.items():
+                async with UnitOfWork(self.db, system_context(org_id)) as uow:
+                    ids = [e["id"] for e in evs]
+                    seen = {r[0] for r in await uow.conn.fetch(
+                        f"SELECT event_id FROM kernel_event_consumption WHERE consumer = ?"
+                        f" AND event_id IN ({','.join('?' * len(ids))})", [sub.name, *ids])}
+                    fresh = [e for e in evs if e["id"] not in seen]
+                    for ev in fresh:
+                        try:
+                            await sub.handler(uow, ev)
+                        except Exception as exc:
+                            raise _HandlerFailed(ev["id"], exc) from exc
+                    if fresh:
+                        await uow.conn.executemany(
+                            "INSERT INTO kernel_event_consumption (consumer, event_id, at) VALUES (?,?,?)",
+                            [(sub.name, e["id"], self.db.ts(uow.now)) for e in fresh])
         if self._js is not None:
             import orjson
 
-            await self._js.publish(f"{self.nats_stream.lower()}.{event['type']}", orjson.dumps(event),
-                                   headers={"Nats-Msg-Id": event["id"]})
+            for ev in events:
+                await self._js.publish(f"{self.nats_stream.lower()}.{ev['type']}", orjson.dumps(ev),
+                                       headers={"Nats-Msg-Id": ev["id"]})
 
     # -- tailing (every process) ----------------------------------------------------------
     def wake_tail(self) -> None:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import PydanticUndefined
 
+from nexus.kernel.cache import TTLCache
 from nexus.kernel.errors import Problem, validation
 from nexus.kernel.records import TableSpec, UnitOfWork
 from nexus.kernel.schema_base import Schema
@@ -237,18 +238,46 @@ class RecordService:
             raise validation(errors)
 
     async def check_references(self, uow: UnitOfWork, values: dict[str, Any]) -> None:
-        errors = []
+        """Every reference names a live record of the same org: one query per target table.
+        Hits are remembered for a few seconds (a record deleted in that window may still be
+        referenced once; the alternative is a query per reference on every write)."""
+        wanted: dict[str, list[tuple[str, Any]]] = {}
         for fname, target in self.resource.references.items():
             ref_id = values.get(fname)
-            if ref_id is None or self.references_resolver is None:
-                continue
+            if ref_id is not None:
+                wanted.setdefault(target, []).append((fname, ref_id))
+        if not wanted or self.references_resolver is None:
+            return
+        errors = []
+        org = uow.ctx.org_id
+        for target, refs in wanted.items():
             spec = self.references_resolver(target)
             if spec is None:
                 continue
-            if not isinstance(ref_id, str) or not await uow.exists(spec, ref_id):
-                errors.append({"pointer": f"/{fname}", "detail": f"no such {target.split('.')[1].rstrip('s')} in this org"})
+            missing = []
+            for fname, ref_id in refs:
+                if not isinstance(ref_id, str) or len(ref_id) > 64:
+                    errors.append((fname, target))
+                elif _REF_CACHE.get((spec.name, org, ref_id)) is None:
+                    missing.append((fname, ref_id))
+            if not missing:
+                continue
+            ids = list({rid for _, rid in missing})
+            sql = f"SELECT id FROM {spec.name} WHERE org_id = ? AND id IN ({','.join('?' * len(ids))})"
+            if spec.soft_delete:
+                sql += " AND deleted_at IS NULL"
+            found = {r[0] for r in await uow.conn.fetch(sql, [org, *ids])}
+            for fname, ref_id in missing:
+                if ref_id in found:
+                    _REF_CACHE.set((spec.name, org, ref_id), True)
+                else:
+                    errors.append((fname, target))
         if errors:
-            raise validation(errors)
+            raise validation([{"pointer": f"/{f}", "detail": f"no such {t.split('.')[1].rstrip('s')} in this org"}
+                              for f, t in errors])
+
+
+_REF_CACHE = TTLCache(ttl=5.0)
 
 
 def _comparable(new: Any, old: Any) -> Any:
