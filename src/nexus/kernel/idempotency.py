@@ -65,7 +65,7 @@ async def _stored(db: Database, ctx: Context, key: str, req_hash: str) -> Respon
         return None
     headers = row[2] if isinstance(row[2], dict) else loads(row[2])
     headers["Idempotent-Replayed"] = "true"
-    return Response(bytes(row[3]), status_code=row[1], headers=headers, media_type="application/json")
+    return Response(_open(db, row[3]), status_code=row[1], headers=headers, media_type="application/json")
 
 
 class _Raced(Exception):
@@ -89,7 +89,7 @@ async def _run_keyed(db: Database, ctx: Context, key: str, method: str, path: st
                               type="idempotency-key-reused")
             headers = row[2] if isinstance(row[2], dict) else loads(row[2])
             headers["Idempotent-Replayed"] = "true"
-            return Response(bytes(row[3]), status_code=row[1], headers=headers,
+            return Response(_open(db, row[3]), status_code=row[1], headers=headers,
                             media_type="application/json")
         status, headers, content = await produce(uow)
         body_out = dumps(content)
@@ -97,7 +97,7 @@ async def _run_keyed(db: Database, ctx: Context, key: str, method: str, path: st
             await uow.write(
                 "INSERT INTO kernel_idempotency (org_id, principal_id, key, request_hash, status, headers, body,"
                 " created_at, method_path) VALUES (?,?,?,?,?,?,?,?,?)",
-                [p.org_id, principal_id, key, req_hash, status, db.json(headers), body_out, db.ts(uow.now),
+                [p.org_id, principal_id, key, req_hash, status, db.json(headers), _seal(db, body_out), db.ts(uow.now),
                  f"{method} {path}"],
             )
         except Exception as exc:
@@ -105,6 +105,20 @@ async def _run_keyed(db: Database, ctx: Context, key: str, method: str, path: st
                 raise _Raced from None
             raise
     return Response(body_out, status_code=status, headers=headers, media_type="application/json")
+
+
+def _seal(db: Database, body: bytes) -> bytes:
+    """Stored responses can hold what is shown once (a new API key): kept encrypted at rest."""
+    box = getattr(db, "secret_box", None)
+    return box.seal(body.decode()).encode() if box is not None else body
+
+
+def _open(db: Database, stored: Any) -> bytes:
+    raw = bytes(stored)
+    box = getattr(db, "secret_box", None)
+    if box is not None and raw.startswith(b"gAAAA"):
+        return box.open(raw.decode()).encode()  # type: ignore[no-any-return]
+    return raw
 
 
 def _response(status: int, headers: dict[str, str], content: Any) -> Response:

@@ -13,7 +13,7 @@ ACTIONS = ("read", "create", "update", "delete", "export", "import")
 
 # Apps whose permissions a wildcard app segment (`*.*.read`) does not reach: granting
 # them takes naming the app. Filled from the manifests at start (privileged=True).
-PRIVILEGED_APPS: set[str] = {"audit"}
+PRIVILEGED_APPS: set[str] = {"audit", "jobs"}
 
 
 def has_permission(principal: Principal, permission: str) -> bool:
@@ -26,7 +26,8 @@ def has_permission(principal: Principal, permission: str) -> bool:
         return True
     if app in PRIVILEGED_APPS:
         return False
-    return f"*.*.{action}" in granted or f"*.{resource}.{action}" in granted
+    return (f"*.*.{action}" in granted or f"*.{resource}.{action}" in granted
+            or f"*.{resource}.*" in granted or "*.*.*" in granted)
 
 
 def require(principal: Principal, permission: str) -> None:

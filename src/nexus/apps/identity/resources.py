@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from nexus.kernel.resources import Action, Resource
+from typing import Any
+
+from nexus.kernel.resources import Action, RecordRule, Resource
 
 from . import models, schemas
 from .service import ApiKeyService, RoleService, UserService
@@ -27,11 +29,18 @@ roles = Resource(
     description="Roles grant permissions named app.resource.action.",
 )
 
+
+def _own_keys(principal: Any) -> tuple[str, list[Any]]:
+    return "user_id = ?", [principal.user_id]
+
+
 api_keys = Resource(
     app="identity", name="api-keys", model=models.ApiKey, create=schemas.ApiKeyCreate, service=ApiKeyService,
     hidden=("secret_hash",), entity="api_key", importable=False,
     filters=("user_id", "name"), sorts=("name", "created_at", "last_used_at"), search=("name",),
     actions=(Action("revoke", "revoke", permission="delete", summary="Revoke the key"),),
+    # Everyone sees and manages their own keys; identity.api-keys.all (admins, through *) all of them.
+    rule=RecordRule(read=_own_keys, bypass="all"),
     description="Keys for machines, scoped to a subset of their owner's permissions; shown once.",
 )
 

@@ -14,22 +14,21 @@ from nexus.kernel.http.responses import json_response
 from nexus.kernel.http.routing import RouteDef
 
 from . import schemas
-from .service import IdentityAuthBackend, SignIn, count_orgs, permissions_of
-
-NEXUS: Nexus | None = None
+from .service import IdentityAuthBackend, SignIn, count_orgs, permissions_of, register_authenticator
 
 
 def setup(nx: Nexus) -> None:
     """Become the kernel's authentication backend (also when another app is served alone)."""
-    global NEXUS
-    NEXUS = nx
     nx.auth.backend = IdentityAuthBackend()
+    register_authenticator(nx.auth)
     nx.state["identity.signin"] = SignIn(nx.db, nx)
 
 
 async def _form(req: Request) -> dict[str, str]:
     media = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     body = await read_body(req, 16_384)
+    if not body.strip():
+        return {}  # every field missing: the caller gets invalid_request naming one
     if media == "application/x-www-form-urlencoded":
         try:
             parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, errors="strict")
@@ -79,18 +78,22 @@ async def token(req: Request) -> Response:
         if not rt or len(rt) > 200:
             raise Problem(400, "refresh_token is required.", extra={"error": "invalid_request"})
         return json_response(await signin.refresh_grant(rt, _client(req)), headers=headers)
+    if not grant:
+        raise Problem(400, "grant_type is required.", extra={"error": "invalid_request"})
     raise Problem(400, "grant_type must be password or refresh_token.", type="unsupported-grant-type",
                   extra={"error": "unsupported_grant_type"})
 
 
 async def revoke(req: Request) -> Response:
-    """RFC 7009 revocation: revoking a refresh token ends its session."""
+    """RFC 7009 revocation: a refresh or access token ends its session; an API key is revoked."""
     form = await _form(req)
     tok = form.get("token")
     if not tok:
         raise Problem(400, "token is required.", extra={"error": "invalid_request"})
-    await nexus_of(req).state["identity.signin"].revoke(tok, None)
-    return Response(status_code=200)
+    if len(tok) > 4096:
+        return Response(status_code=200)  # nothing this long was ever issued
+    await nexus_of(req).state["identity.signin"].revoke(tok, _client(req))
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
 async def logout(req: Request) -> Response:
@@ -99,7 +102,7 @@ async def logout(req: Request) -> Response:
     p = await nx.principal(req)
     if p.session_id is None:
         raise Problem(400, "API keys have no session; revoke the key instead.")
-    await nx.state["identity.signin"].end_session(p.session_id, p.org_id, p.user_id, "signed_out")
+    await nx.state["identity.signin"].end_session(p.session_id, p.org_id, p.user_id, "signed_out", _client(req))
     return Response(status_code=204)
 
 
@@ -143,10 +146,18 @@ ROUTES = [
     RouteDef("POST", "/api/v1/auth/token", token, public=True, tags=("auth",), summary="Get tokens (OAuth 2.0)",
              request_schema=_token_form, request_media="application/x-www-form-urlencoded",
              response_schema=schemas.TokenResponse),
-    RouteDef("POST", "/api/v1/auth/revoke", revoke, public=True, tags=("auth",), summary="Revoke a refresh token",
+    RouteDef("POST", "/api/v1/auth/revoke", revoke, public=True, tags=("auth",), summary="Revoke a token (RFC 7009)",
              request_media="application/x-www-form-urlencoded",
-             request_schema={"type": "object", "properties": {"token": {"type": "string"}}}),
+             request_schema={"type": "object", "properties": {"token": {"type": "string"},
+                                                               "token_type_hint": {"type": "string"}},
+                             "required": ["token"]}),
     RouteDef("POST", "/api/v1/auth/logout", logout, tags=("auth",), summary="End this session", status=204),
     RouteDef("GET", "/api/v1/identity/me", me, tags=("identity",), summary="The signed-in user"),
     RouteDef("GET", "/api/v1/auth/status", setup_status, public=True, tags=("auth",), summary="Installation status"),
 ]
+
+# Browser sign-in (cookies + CSRF) sits beside the token endpoint; imported last because it
+# builds on the helpers above.
+from . import session as _session  # noqa: E402
+
+ROUTES += _session.ROUTES

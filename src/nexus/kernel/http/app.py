@@ -25,6 +25,7 @@ from nexus.kernel.apps import LoadedApp, load_app, resolve
 from nexus.kernel.auth import Authenticator
 from nexus.kernel.config import Settings
 from nexus.kernel.context import Context, Principal, request_id_var
+from nexus.kernel.crypto import SecretBox
 from nexus.kernel.db import Database, create_database, is_unique_violation
 from nexus.kernel.errors import Problem, unauthenticated
 from nexus.kernel.events import EventBus, EventType, record_event_schema
@@ -64,6 +65,7 @@ class Nexus:
     def __init__(self, settings: Settings, apps: list[str] | None = None, *, run_background: bool = True) -> None:
         self.settings = settings
         self.db: Database = create_database(settings)
+        self.db.secret_box = SecretBox(settings.secret_key, "stored-responses")  # type: ignore[attr-defined]
         self.auth = Authenticator(settings.secret_key, settings.access_token_ttl)
         self.cursors = CursorCodec(settings.secret_key)
         self.run_background = run_background
