@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--apps", default=None, help="comma-separated subset of apps to serve")
     serve.add_argument("--workers", type=int, default=int(os.environ.get("NEXUS_WORKERS", "1")))
     serve.add_argument("--no-migrate", action="store_true", help="refuse to start if migrations are pending")
-    sub.add_parser("worker", help="run background jobs and event consumers only")
+    worker = sub.add_parser("worker", help="run background jobs and event consumers only")
+    worker.add_argument("--concurrency", type=int, default=None, help="jobs run at once (default 8)")
     sub.add_parser("migrate", help="apply schema migrations")
     sub.add_parser("apps", help="list the installed apps and their catalog ports")
     check = sub.add_parser("check-migrations", help="fail if models and migrations disagree")
@@ -29,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     mk = sub.add_parser("makemigrations", help="autogenerate the next migration for an app (developers)")
     mk.add_argument("app")
     mk.add_argument("-m", "--message", required=True)
+    from nexus.kernel import search  # `nexus search reindex`
+
+    search.register_cli(sub)
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the hash chain; exit 1 if an entry was altered or removed")
@@ -85,7 +89,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if cmd == "worker":
         _migrate(settings)
-        return _worker(settings)
+        return _worker(settings, args.concurrency)
     if cmd == "serve":
         return _serve(settings, args)
     return 2
@@ -183,9 +187,12 @@ def default_port(apps: list[str] | None) -> int:
     return 8000
 
 
-def _worker(settings: Settings) -> int:
-    """Until the platform issue brings the job queue, the worker waits for a signal."""
+def _worker(settings: Settings, concurrency: int | None = None) -> int:
+    """Background jobs (kernel/jobs.py), schedules and the event dispatcher, without HTTP."""
+    import dataclasses
     import signal
+
+    from nexus.kernel.http.app import Nexus
 
     stop = asyncio.Event()
 
@@ -193,8 +200,18 @@ def _worker(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        print("nexus worker: running (no job types are registered yet)", flush=True)
-        await stop.wait()
+        # This process is the worker whatever NEXUS_WORKER says (that setting tells `serve`).
+        nx = Nexus(dataclasses.replace(settings, worker_mode="inprocess"))
+        if concurrency:
+            nx.jobs.concurrency = max(1, min(concurrency, 1000))  # type: ignore[attr-defined]
+        await nx.startup()
+        try:
+            types = sorted(nx.jobs.types)  # type: ignore[attr-defined]
+            print(f"nexus worker: running {len(types)} job types ({', '.join(types)}) and the event dispatcher",
+                  flush=True)
+            await stop.wait()
+        finally:
+            await nx.shutdown()
 
     asyncio.run(run())
     return 0

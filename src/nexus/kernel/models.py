@@ -168,3 +168,101 @@ class IdempotencyRecord(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     method_path: Mapped[str] = mapped_column(Text)
+
+
+# -- search (kernel/search.py) ---------------------------------------------------------
+class SearchEntry(Base):
+    """One searchable record in the global search index, written from record events.
+
+    The full-text side is dialect-specific and lives only in the migration: on SQLite an FTS5
+    table `kernel_search_fts` over (title, body, scope), external content with rowid = id, kept
+    in step by triggers; on PostgreSQL a `tsv` tsvector column with a GIN index."""
+
+    __tablename__ = "kernel_search"
+    # SQLite: org code | sequence | type code | public bit (kernel/search.py), so one org's
+    # entries are one rowid range, newest last, and a match's type is read from its rowid.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(IdType)
+    app: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(64))
+    # Who may find it: `apub` (everyone who may read the resource) or the tokens of the users
+    # and roles that Resource.search_visibility named.
+    scope: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ux_kernel_search_record", "org_id", "app", "resource", "record_id", unique=True),
+        Index("ix_kernel_search_org_recent", "org_id", "id"),
+    )
+
+
+class SearchCode(Base):
+    """Small numbers for orgs and searchable types, kept in kernel_search ids on SQLite."""
+
+    __tablename__ = "kernel_search_code"
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # "org" | "type"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # org id | "app.resource"
+    code: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ux_kernel_search_code", "kind", "code", unique=True),)
+
+
+# -- jobs and schedules (kernel/jobs.py) -------------------------------------------------
+
+
+class Job(Base):
+    """A durable background job: claimed by one worker at a time until `locked_until`
+    (the visibility timeout), retried with back-off, dead-lettered after max_attempts."""
+
+    __tablename__ = "kernel_job"
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    org_id: Mapped[str | None] = mapped_column(IdType)  # None: a platform job (no org)
+    name: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[Any] = mapped_column(JsonType)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    status: Mapped[str] = mapped_column(String(16))  # queued running done failed dead cancelled
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    run_at: Mapped[datetime] = mapped_column(Timestamp)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    unique_key: Mapped[str | None] = mapped_column(String(255))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+# Partial indexes: a job's row changes status a few times, and each index holds it only
+# while it matters there (fewer index writes per job, smaller scans for the claim).
+_QUEUED = Job.status == "queued"
+_RUNNING = Job.status == "running"
+_UNIQUE = Job.status.in_(["queued", "running"]) & Job.unique_key.is_not(None)
+_FINISHED = Job.finished_at.is_not(None)
+# Claim order: highest priority, then oldest due, then id.
+Index("ix_kernel_job_claim", Job.priority.desc(), Job.run_at, Job.id, sqlite_where=_QUEUED, postgresql_where=_QUEUED)
+Index("ix_kernel_job_lock", Job.locked_until, sqlite_where=_RUNNING, postgresql_where=_RUNNING)
+Index("ix_kernel_job_org", Job.org_id, Job.created_at)
+Index("ix_kernel_job_finished", Job.finished_at, sqlite_where=_FINISHED, postgresql_where=_FINISHED)
+# A unique job exists at most once while it is waiting or running.
+Index("uq_kernel_job_unique", Job.name, Job.unique_key, unique=True, sqlite_where=_UNIQUE, postgresql_where=_UNIQUE)
+
+
+class JobSchedule(Base):
+    """A cron schedule: whichever process first moves `next_run_at` on enqueues the job."""
+
+    __tablename__ = "kernel_schedule"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    org_id: Mapped[str | None] = mapped_column(IdType)  # None: a platform schedule
+    cron: Mapped[str] = mapped_column(String(100))
+    job_name: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[Any] = mapped_column(JsonType)
+    next_run_at: Mapped[datetime] = mapped_column(Timestamp)
+    last_run_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+# -- blobs (kernel/blobs.py) -------------------------------------------------------------
+

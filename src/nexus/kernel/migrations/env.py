@@ -19,6 +19,12 @@ only_app = os.environ.get("NEXUS_MIGRATION_APP")
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     if type_ == "table" and name == "alembic_version":
         return False
+    # search: the FTS5 table (and its shadow tables) and the tsvector column with its GIN
+    # index exist only in the migration (kernel/search.py).
+    if reflected and compare_to is None and (
+            str(name).startswith("kernel_search_fts") or name == "ix_kernel_search_tsv"
+            or (type_ == "column" and name == "tsv" and obj.table.name == "kernel_search")):
+        return False
     if only_app and type_ == "table":
         return bool(name.startswith(only_app + "_"))
     return True
