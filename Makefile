@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: run test install install-test lint check services bench clean
+.PHONY: run test install install-test lint check services bench clean web
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,19 @@ install-test: $(VENV)/bin/activate
 	$(PIP) install --quiet -e ".[test]"
 
 ## Install everything and run NEXUS on the embedded default (SQLite + ./var).
-run: install
+run: install web
 	$(VENV)/bin/nexus serve $(ARGS)
 
-## Install what the tests need, start the services they use, lint, and run the whole suite.
-test: install-test services lint
-	NEXUS_TEST_DATABASES=sqlite,postgresql $(VENV)/bin/pytest -q $(PYTEST_ARGS)
+web:
+	bash scripts/web.sh build
+
+## Install what the tests need, start the services they use, lint, and run the whole suite:
+## web component tests, browser end-to-end tests, then every API/service test on SQLite and PostgreSQL.
+test: install-test services lint web
+	bash scripts/web.sh test
+	bash scripts/chromium.sh
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	NEXUS_TEST_DATABASES=sqlite,postgresql $(VENV)/bin/pytest -q --ignore=tests/e2e $(PYTEST_ARGS)
 
 services:
 	bash scripts/services.sh

@@ -1,0 +1,88 @@
+import { useCallback, useEffect, useMemo, useState } from 'react'
+import { ApiError, api, onAuthLost } from './lib/api'
+import { loadMe, signOut as endSession, type Me } from './lib/auth'
+import { SessionContext, type Session } from './lib/context'
+import type { Meta } from './lib/meta'
+import { Button, Loading, ToastProvider } from './components/ui'
+import { Icon } from './components/Icon'
+import { SignIn } from './shell/SignIn'
+import { Shell } from './shell/Shell'
+
+type State =
+  | { status: 'loading' }
+  | { status: 'anon'; notice?: string }
+  | { status: 'offline'; message: string }
+  | { status: 'ready'; me: Me; meta: Meta }
+
+async function loadSession(): Promise<State> {
+  const me = await loadMe()
+  if (!me) return { status: 'anon' }
+  const meta = await api.get<Meta>('/api/v1/meta')
+  return { status: 'ready', me, meta }
+}
+
+export function App() {
+  const [state, setState] = useState<State>({ status: 'loading' })
+
+  const boot = useCallback(async () => {
+    try {
+      setState(await loadSession())
+    } catch (err) {
+      const message = err instanceof ApiError ? err.message : 'Something went wrong while starting.'
+      setState({ status: 'offline', message })
+    }
+  }, [])
+
+  useEffect(() => {
+    void boot()
+    return onAuthLost(() =>
+      setState((s) => (s.status === 'ready' ? { status: 'anon', notice: 'Your session has ended. Please sign in again.' } : s)),
+    )
+  }, [boot])
+
+  const reloadMeta = useCallback(async () => {
+    const meta = await api.get<Meta>('/api/v1/meta')
+    setState((s) => (s.status === 'ready' ? { ...s, meta } : s))
+  }, [])
+
+  const signOut = useCallback(async () => {
+    await endSession()
+    setState({ status: 'anon', notice: 'You are signed out.' })
+    window.history.replaceState(null, '', '/')
+  }, [])
+
+  const session: Session | null = useMemo(
+    () => (state.status === 'ready' ? { me: state.me, meta: state.meta, reloadMeta, signOut } : null),
+    [state, reloadMeta, signOut],
+  )
+
+  return (
+    <ToastProvider>
+      {state.status === 'loading' && (
+        <div className="signin-form-wrap" style={{ minHeight: '100vh' }}>
+          <Loading label="Starting NEXUS…" />
+        </div>
+      )}
+      {state.status === 'offline' && (
+        <div className="signin-form-wrap" style={{ minHeight: '100vh' }}>
+          <div className="empty">
+            <div className="empty-icon">
+              <Icon name="wifi-off" size={28} />
+            </div>
+            <p className="empty-title">NEXUS is out of reach</p>
+            <p className="empty-body">{state.message}</p>
+            <Button variant="primary" icon="refresh" onClick={() => void boot()}>
+              Try again
+            </Button>
+          </div>
+        </div>
+      )}
+      {state.status === 'anon' && <SignIn notice={state.notice} onSignedIn={() => void boot()} />}
+      {session && (
+        <SessionContext.Provider value={session}>
+          <Shell />
+        </SessionContext.Provider>
+      )}
+    </ToastProvider>
+  )
+}

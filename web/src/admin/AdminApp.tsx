@@ -1,0 +1,35 @@
+// Org administration: users, roles, API keys and the audit log (the sidebar links them).
+import { useEffect } from 'react'
+import { EmptyState } from '../components/ui'
+import { hasExplicitPermission } from '../lib/auth'
+import { useSession } from '../lib/context'
+import { findResource } from '../lib/meta'
+import { navigate, useLocation } from '../lib/router'
+import { ApiKeysPage } from './ApiKeys'
+import { AuditPage } from './Audit'
+import { RolesPage } from './Roles'
+import { UsersPage } from './Users'
+
+export default function AdminApp() {
+  const { path } = useLocation()
+  const { meta, me } = useSession()
+  const sections = [
+    findResource(meta, 'identity', 'users') && 'users',
+    findResource(meta, 'identity', 'roles') && 'roles',
+    findResource(meta, 'identity', 'api-keys') && 'api-keys',
+    hasExplicitPermission(me, 'audit.trail.read') && 'audit',
+  ].filter(Boolean) as string[]
+  const current = path.split('/')[2] ?? ''
+  useEffect(() => {
+    if (!current && sections[0]) navigate(`/admin/${sections[0]}`, { replace: true })
+  }, [current, sections.join()])
+  return (
+    <div className="page">
+      {current === 'users' && <UsersPage />}
+      {current === 'roles' && <RolesPage />}
+      {current === 'api-keys' && <ApiKeysPage />}
+      {current === 'audit' && <AuditPage />}
+      {!['users', 'roles', 'api-keys', 'audit'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
+    </div>
+  )
+}
