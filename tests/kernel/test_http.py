@@ -175,3 +175,20 @@ async def test_audit_trail_endpoint(client: httpx.AsyncClient, nx: Nexus) -> Non
     r = await stranger.get("/api/v1/audit", params={"record_id": task["id"]})
     assert r.status_code == 200 and r.json()["items"] == []
     assert (await owner.get("/api/v1/audit", params={"at[gte]": "not a date"})).status_code == 400
+
+
+async def test_meta_describes_list_items_updatability_and_create_only_fields(client: httpx.AsyncClient,
+                                                                           nx: Nexus) -> None:
+    owner = await new_org(client, nx)
+    meta = (await owner.get("/api/v1/meta")).json()
+    res = {r["path"]: r for a in meta["apps"] for r in a["resources"]}
+    tasks = {f["name"]: f for f in res["/api/v1/tasks/tasks"]["fields"]}
+    assert tasks["checklist"]["items"]["type"] == "object"
+    assert {f["name"] for f in tasks["checklist"]["items"]["fields"]} == {"text", "done"}
+    assert tasks["labels"]["items"] == {"type": "string"}
+    assert tasks["title"]["updatable"] is True and tasks["id"]["updatable"] is False
+    users = {f["name"]: f for f in res["/api/v1/identity/users"]["fields"]}
+    assert users["email"]["updatable"] is False and users["name"]["updatable"] is True
+    assert users["password"]["create_only"] is True and "password_hash" not in users
+    notes = {f["name"]: f for f in res["/api/v1/notes/notes"]["fields"]}
+    assert notes["body"]["format"] == "html"

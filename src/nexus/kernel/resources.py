@@ -402,8 +402,69 @@ def describe_fields(resource: Resource) -> list[dict[str, Any]]:
             from nexus.kernel.query import OPS_BY_KIND
 
             entry["operators"] = list(OPS_BY_KIND[col.kind])
+        _extra_hints(resource, col.name, info, entry)
+        out.append(entry)
+    columns = {c.name for c in spec.columns}
+    for name, info in create_fields.items():
+        if name in columns or name in spec.by_name:
+            continue
+        # Written on create but not stored as such (a user's initial password…).
+        t, choices, is_list = _annotation_info(info.annotation)
+        entry = {"name": name, "label": name.replace("_", " ").capitalize(),
+                 "type": "list" if is_list else ("choice" if t == "choice" else "string"),
+                 "required": info.is_required(), "nullable": not info.is_required(), "readonly": False,
+                 "create_only": True, "updatable": False, "filterable": False, "sortable": False,
+                 "searchable": False}
+        if choices:
+            entry["choices"] = choices
+        if info.description:
+            entry["description"] = info.description
+        _extra_hints(resource, name, info, entry)
         out.append(entry)
     return out
+
+
+def _extra_hints(resource: Resource, name: str, info: Any, entry: dict[str, Any]) -> None:
+    """What a form needs beyond the type: may PATCH change it, what its list items are,
+    and display hints declared with Field(json_schema_extra={"format": "html"})."""
+    update_fields = resource.update.model_fields if resource.update is not None else {}
+    entry.setdefault("updatable", name in update_fields)
+    if info is None:
+        return
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if "format" in extra:
+        entry["format"] = extra["format"]
+    if entry.get("type") == "list":
+        inner = _list_inner(info.annotation)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            entry["items"] = {"type": "object", "fields": [
+                {"name": n, "type": _scalar_name(f.annotation), "required": f.is_required()}
+                for n, f in inner.model_fields.items()]}
+        else:
+            entry["items"] = {"type": _scalar_name(inner)}
+
+
+def _list_inner(ann: Any) -> Any:
+    origin = get_origin(ann)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(ann) if a is not type(None)]
+        return _list_inner(args[0]) if len(args) == 1 else None
+    if origin is typing.Annotated:
+        return _list_inner(get_args(ann)[0])
+    if origin in (list, tuple, set, frozenset):
+        inner = get_args(ann)
+        return inner[0] if inner else str
+    return None
+
+
+def _scalar_name(ann: Any) -> str:
+    t, _, _ = _annotation_info(ann)
+    if t == "choice":
+        return "choice"
+    base = ann
+    while get_origin(base) is typing.Annotated:
+        base = get_args(base)[0]
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(base, "string")
 
 
 Handler = Callable[..., Awaitable[Any]]

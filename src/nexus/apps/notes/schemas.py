@@ -21,7 +21,8 @@ class NotebookCreate(Schema):
 class NoteCreate(Schema):
     title: Annotated[str, StringConstraints(min_length=1, max_length=300)]
     body: Annotated[str, StringConstraints(max_length=2_000_000)] = Field(
-        default="", description="HTML; scripts, event handlers and unsafe URLs are removed")
+        default="", description="HTML; scripts, event handlers and unsafe URLs are removed",
+        json_schema_extra={"format": "html"})
     notebook_id: str | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=50)
     pinned: bool = False
