@@ -96,6 +96,9 @@ class Resource:
     description: str = ""
     hidden: tuple[str, ...] = ()
     rule: RecordRule | None = None
+    # Global search: who may find a record — None (everyone who may read the resource) or
+    # tokens "user:<id>" / "role:<name>" (kernel/search.py). Keep it in step with `rule`.
+    search_visibility: Callable[[dict[str, Any]], list[str] | None] | None = None
 
     def __post_init__(self) -> None:
         self.spec = TableSpec(self.model, self.hidden)

@@ -110,3 +110,36 @@ async def test_pin_tags_and_notebooks(client: httpx.AsyncClient, nx: Nexus) -> N
     assert [n["id"] for n in pinned] == [a["id"]]
     assert len((await owner.get("/api/v1/notes/notes", params={"tags": "y"})).json()["items"]) == 1
     assert (await owner.delete(f"/api/v1/notes/notebooks/{nb['id']}")).status_code == 409
+
+
+async def test_search_finds_notes_only_for_who_may_open_them(client: httpx.AsyncClient, nx: Nexus) -> None:
+    from tests.kernel.test_events import wait_for
+
+    owner = await new_org(client, nx)
+    ann = await owner.add_user(["member"])
+    bob = await owner.add_user(["member"])
+    note = await make_note(ann, title="Quarterly zeppelin budget", body="<p>hydrogen costs</p>")
+
+    async def hits(actor: Actor) -> list[str]:
+        r = await actor.get("/api/v1/search", params={"q": "zeppelin"})
+        assert r.status_code == 200, r.text
+        return [h["id"] for h in r.json()["items"]]
+
+    async def ann_finds() -> bool:
+        return note["id"] in await hits(ann)
+
+    await wait_for(ann_finds)
+    assert note["id"] not in await hits(bob)
+    assert note["id"] in await hits(owner)  # admins see every note
+    await ann.post(f"/api/v1/notes/notes/{note['id']}/share", json={"user_id": bob.user_id})
+
+    async def bob_finds() -> bool:
+        return note["id"] in await hits(bob)
+
+    await wait_for(bob_finds)
+    await ann.post(f"/api/v1/notes/notes/{note['id']}/unshare", json={"user_id": bob.user_id})
+
+    async def bob_lost_it() -> bool:
+        return note["id"] not in await hits(bob)
+
+    await wait_for(bob_lost_it)

@@ -27,6 +27,9 @@ class Note(Record, Base):
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     visibility: Mapped[str] = mapped_column(String(16), default="private")  # private | org
     attachments: Mapped[list[dict[str, object]]] = mapped_column(JsonType, default=list)
+    # Who it is shared with (notes_share holds the access level): kept on the note so that
+    # search can scope the note's entry to exactly the people who may open it.
+    shared_with: Mapped[list[str]] = mapped_column(JsonType, default=list, server_default="[]")
 
     __table_args__ = (
         Index("ix_notes_note_org_created", "org_id", "created_at"),

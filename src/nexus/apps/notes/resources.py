@@ -23,6 +23,15 @@ def _can_edit(p: Principal) -> tuple[str, list[Any]]:
     return (f"notes_note.created_by = ? OR {_SHARED.format(access=' AND s.access = ?')}", [p.user_id, p.user_id, "edit"])
 
 
+def _searchable_by(note: dict[str, Any]) -> list[str] | None:
+    """Who finds the note in global search: everyone who may read notes if it is the org's,
+    else its owner, the people it is shared with, and admins (who see every note)."""
+    if note.get("visibility") == "org":
+        return None
+    people = [note.get("created_by"), *(note.get("shared_with") or [])]
+    return [f"user:{u}" for u in people if u] + ["role:owner", "role:admin"]
+
+
 def _mine(p: Principal, db: Any) -> list[tuple[str, list[Any]]]:
     return [("created_by = ?", [p.user_id])]
 
@@ -44,6 +53,7 @@ notes = Resource(
     search=("title", "body_text"), default_sort="-updated_at",
     references={"notebook_id": "notes.notebooks"},
     rule=RecordRule(read=_can_read, write=_can_edit),
+    search_visibility=_searchable_by,
     actions=(
         Action("pin", "pin", summary="Pin to the top", event="pinned"),
         Action("unpin", "unpin", summary="Unpin", event="unpinned"),

@@ -100,22 +100,19 @@ class NoteService(RecordService):
         await uow.conn.execute(
             "INSERT INTO notes_share (org_id, note_id, user_id, access, created_at) VALUES (?,?,?,?,?)",
             [uow.ctx.org_id, record["id"], body.user_id, body.access, uow.db.ts(uow.now)])
-        uow.audit("notes", "notes", record["id"], "shared", None, {"user_id": body.user_id, "access": body.access})
-        uow.emit("nexus.notes.note.shared", record["id"], {"id": record["id"], "record": record, "previous": None,
-                                                           "user_id": body.user_id, "access": body.access})
         await uow.notify(body.user_id, "notes.shared", f"A note was shared with you: {record['title']}",
                          f"You can {'edit' if body.access == 'edit' else 'read'} it.", f"/notes/notes/{record['id']}")
-        return record
+        shared = sorted({*record.get("shared_with", []), body.user_id})
+        return await self.change(uow, record, {"shared_with": shared}, "shared")
 
     async def unshare(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
         owner_or_admin(uow, record)
         n = await uow.conn.execute("DELETE FROM notes_share WHERE org_id = ? AND note_id = ? AND user_id = ?",
                                    [uow.ctx.org_id, record["id"], body.user_id])
-        if n:
-            uow.audit("notes", "notes", record["id"], "unshared", {"user_id": body.user_id}, None)
-            uow.emit("nexus.notes.note.unshared", record["id"], {"id": record["id"], "record": record,
-                                                                 "previous": None, "user_id": body.user_id})
-        return record
+        if not n:
+            return record
+        shared = [u for u in record.get("shared_with", []) if u != body.user_id]
+        return await self.change(uow, record, {"shared_with": shared}, "unshared")
 
     async def restore_version(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
         rows = await uow.find(VERSION, {"note_id": record["id"], "version": body.version})
