@@ -30,6 +30,11 @@ BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
 
 
 def missing() -> str | None:
+    if not os.environ.get("NEXUS_E2E"):
+        # Playwright's sync API keeps an event loop running in the test process, which breaks
+        # every asyncio test collected after it: browser tests get a process of their own
+        # (`make test` runs them so, with NEXUS_E2E=1).
+        return "browser tests run in their own process: NEXUS_E2E=1 pytest tests/e2e (make test does)"
     if not CHROMIUM.exists():
         return f"{CHROMIUM} is missing (apt-get install chromium)"
     try:

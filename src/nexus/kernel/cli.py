@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     from nexus.kernel import search  # `nexus search reindex`
 
     search.register_cli(sub)
+    from nexus.kernel import blobs  # `nexus blobs gc`
+
+    blobs.register_cli(sub)
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the hash chain; exit 1 if an entry was altered or removed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexus.kernel.db.schema import Base, IdType, JsonType, Record, Timestamp
@@ -266,3 +266,40 @@ class JobSchedule(Base):
 
 # -- blobs (kernel/blobs.py) -------------------------------------------------------------
 
+
+class Blob(Base):
+    """Stored content, named by its SHA-256 and shared by every ref to it (across orgs).
+
+    Never reachable by hash alone: a caller reaches content only through a ref of its org.
+    `touched_at` is the last upload of this content; garbage collection removes content
+    with no refs once it is older than the grace period."""
+
+    __tablename__ = "kernel_blob"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    touched_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_kernel_blob_touched", "touched_at"),)
+
+
+class BlobRef(Base):
+    """An org's use of a blob: an upload (app `blobs`) or an app record's attachment."""
+
+    __tablename__ = "kernel_blob_ref"
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    org_id: Mapped[str] = mapped_column(IdType)
+    sha256: Mapped[str] = mapped_column(String(64), ForeignKey("kernel_blob.sha256"))
+    app: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str | None] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_kernel_blob_ref_sha256", "sha256"),
+        Index("ix_kernel_blob_ref_owner", "org_id", "app", "resource", "record_id"),
+    )
