@@ -1,6 +1,7 @@
 """A crash loses no acknowledged write: kill -9 the server during a burst of concurrent
 creates, restart it, and find every record whose create was answered 201, with its audit
-entry and outbox event."""
+entry and outbox event — and that event delivered at least once (dispatched, and consumed by an
+in-process subscriber) within 30 s of the restart."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import secrets
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -90,11 +92,28 @@ async def test_kill_9_during_write_burst_loses_no_acknowledged_write(db: str, tm
                     "SELECT subject FROM kernel_outbox WHERE type = 'nexus.tasks.task.created'")}
                 audited = {r[0] for r in await conn.fetch(
                     "SELECT record_id FROM kernel_audit WHERE app = 'tasks' AND action = 'created'")}
+            assert set(acked) <= events and set(acked) <= audited
+            # and nothing unacknowledged is half-written: every task has both, or neither exists
+            assert found == events & found == audited & found
+            # ...and its event is delivered at least once: the restarted server's dispatcher
+            # marks it dispatched and an in-process subscriber (the webhooks fan-out, which
+            # takes every nexus.* event) has consumed it.
+            deadline = time.monotonic() + 30
+            while True:
+                async with database.reader() as conn:
+                    dispatched = {r[0] for r in await conn.fetch(
+                        "SELECT subject FROM kernel_outbox WHERE type = 'nexus.tasks.task.created'"
+                        " AND dispatched_at IS NOT NULL AND error IS NULL")}
+                    delivered = {r[0] for r in await conn.fetch(
+                        "SELECT o.subject FROM kernel_outbox o JOIN kernel_event_consumption c ON c.event_id = o.id"
+                        " WHERE o.type = 'nexus.tasks.task.created' AND c.consumer = 'kernel.webhooks'")}
+                if set(acked) <= dispatched & delivered or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
         finally:
             await database.close()
-        assert set(acked) <= events and set(acked) <= audited
-        # and nothing unacknowledged is half-written: every task has both, or neither exists
-        assert found == events & found == audited & found
+        assert not set(acked) - dispatched, f"{len(set(acked) - dispatched)} acknowledged writes' events not dispatched"
+        assert not set(acked) - delivered, f"{len(set(acked) - delivered)} acknowledged writes' events not delivered"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

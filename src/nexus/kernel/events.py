@@ -8,6 +8,12 @@
   skipped — consumers are idempotent without doing anything.
 * A failing subscriber holds the stream (so per-record order holds) and is retried with
   back-off; after MAX_ATTEMPTS the event is dead-lettered (`error` set) and the stream moves on.
+* The NATS relay is not a subscriber: an event is marked dispatched only after JetStream has
+  acknowledged it (dead-lettered events are relayed too). While NATS is unreachable or does
+  not acknowledge, the stream is held and retried forever with back-off — an outage never
+  dead-letters or skips an event. A publish that timed out may still have been stored: it is
+  sent again with the same `Nats-Msg-Id`, so JetStream drops it within its duplicate window
+  (and a consumer may see a duplicate after a longer outage — never a gap).
 * Readers (the polling API, the WebSocket fan-out of every process) tail by `position`.
 """
 
@@ -41,6 +47,10 @@ LEASE_SECONDS = 10
 SPEC_VERSION = "1.0"
 
 Handler = Callable[[UnitOfWork, dict[str, Any]], Awaitable[None]]
+
+
+class RelayUnavailable(Exception):
+    """NATS did not acknowledge a publish: the stream is held and retried, nothing is dead-lettered."""
 
 
 class _HandlerFailed(Exception):
@@ -118,6 +128,7 @@ class EventBus:
     _leases: dict[str, float] = field(default_factory=dict)
     _js: Any = None
     last_position: int = 0
+    relay_failures: int = 0  # consecutive rounds in which NATS did not acknowledge
 
     # -- declaration -------------------------------------------------------------------
     def register_type(self, et: EventType) -> None:
@@ -141,7 +152,11 @@ class EventBus:
         async with self.db.reader() as conn:
             self.last_position = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM kernel_outbox") or 0)
         if self.nats_url:
-            await self._connect_nats()
+            try:
+                await self._connect_nats()
+            except Exception as exc:  # NATS down at start: the dispatcher connects when it can
+                log.warning("NATS unreachable at start; events wait in the outbox until it is",
+                            extra={"fields": {"error": str(exc)[:300]}})
         self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="nexus-outbox-dispatcher"))
         self._tasks.append(asyncio.create_task(self._tail_loop(), name="nexus-event-tail"))
 
@@ -162,22 +177,37 @@ class EventBus:
     async def _dispatch_loop(self) -> None:
         delay = 0.2
         while True:
+            # Cleared BEFORE the round reads the outbox: a commit during the round wakes the
+            # next one at once instead of waiting out the idle delay.
+            self._wake.clear()
+            idle = False
             try:
                 if await self.acquire_lease("outbox"):
                     more = await self.dispatch_once()
-                    delay = 0.0 if more else 0.2
+                    self.relay_failures = 0
+                    delay, idle = (0.0, False) if more else (0.2, True)
                 else:
                     delay = 1.0
             except asyncio.CancelledError:
                 raise
+            except RelayUnavailable as exc:
+                # NATS is down or not acknowledging: hold the stream and retry with back-off,
+                # forever. Subscribers already handled the batch; redelivery is deduplicated.
+                self.relay_failures += 1
+                delay = min(0.1 * 2 ** min(self.relay_failures - 1, 5), 2.0)
+                log.warning("NATS relay unavailable; holding the outbox",
+                            extra={"fields": {"failures": self.relay_failures, "retry_in": delay,
+                                              "error": str(exc)[:300]}})
+                await asyncio.sleep(delay)
+                continue
             except Exception:
                 log.exception("outbox dispatch failed")
                 delay = 2.0
             if delay:
-                self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
-                await asyncio.sleep(0.003)  # let a burst of commits form one batch
+                if idle:
+                    await asyncio.sleep(0.002)  # let a burst of commits form one batch
 
     async def acquire_lease(self, name: str, seconds: int = LEASE_SECONDS) -> bool:
         """Hold the named lease: True while this process is its holder. Renewed in the
@@ -262,10 +292,15 @@ class EventBus:
                 await asyncio.sleep(min(0.05 * 2 ** attempts, 5.0))
                 # the stream is held here: later events (of the same record) must wait
         finished = sorted(done + dead, key=lambda r: r["id"])
+        if finished and self.nats_url:
+            # Acknowledged by JetStream before it is marked dispatched; raises RelayUnavailable.
+            ids = {r["id"] for r in finished}
+            await self._relay([e for e in events if e["id"] in ids])
         if finished:
             now = db.ts(utcnow())
             async with db.transaction() as conn:
                 top = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM kernel_outbox") or 0)
+                plain: list[tuple[Any, ...]] = []
                 for row in finished:
                     if row["position"] is None:
                         top += 1
@@ -275,8 +310,10 @@ class EventBus:
                             "UPDATE kernel_outbox SET position = ?, dispatched_at = ?, attempts = ?, error = ?"
                             " WHERE id = ?", [row["position"], now, row["attempts"], row["error"], row["id"]])
                     else:
-                        await conn.execute("UPDATE kernel_outbox SET position = ?, dispatched_at = ? WHERE id = ?",
-                                           [row["position"], now, row["id"]])
+                        plain.append((row["position"], now, row["id"]))
+                if plain:  # one pipelined statement for the batch, not a round trip per event
+                    await conn.executemany("UPDATE kernel_outbox SET position = ?, dispatched_at = ? WHERE id = ?",
+                                           plain)
             self.wake_tail()
         return len(rows) == BATCH and len(finished) == len(batch)
 
@@ -302,12 +339,32 @@ class EventBus:
                         await uow.conn.executemany(
                             "INSERT INTO kernel_event_consumption (consumer, event_id, at) VALUES (?,?,?)",
                             [(sub.name, e["id"], self.db.ts(uow.now)) for e in fresh])
-        if self._js is not None:
-            import orjson
 
+    async def _relay(self, events: list[dict[str, Any]]) -> None:
+        """Publish to JetStream in order, each acknowledged (PubAck) before the next; any
+        failure raises RelayUnavailable so that none of these events is marked dispatched."""
+        import orjson
+
+        try:
+            if self._js is None:
+                await self._connect_nats()
             for ev in events:
-                await self._js.publish(f"{self.nats_stream.lower()}.{ev['type']}", orjson.dumps(ev),
-                                       headers={"Nats-Msg-Id": ev["id"]})
+                subject = f"{self.nats_stream.lower()}.{ev['type']}"
+                data = orjson.dumps(ev)
+                try:
+                    await self._js.publish(subject, data, timeout=2.0, headers={"Nats-Msg-Id": ev["id"]})
+                except Exception as exc:
+                    import nats.js.errors
+
+                    if not isinstance(exc, nats.js.errors.NoStreamResponseError):
+                        raise
+                    # no stream answers (a fresh NATS without our store): make it, publish again
+                    await self._ensure_stream()
+                    await self._js.publish(subject, data, timeout=2.0, headers={"Nats-Msg-Id": ev["id"]})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise RelayUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     # -- tailing (every process) ----------------------------------------------------------
     def wake_tail(self) -> None:
@@ -357,9 +414,19 @@ class EventBus:
         import nats
 
         assert self.nats_url is not None
-        self._nats = await nats.connect(self.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                        name=f"nexus {self.holder}")
-        self._js = self._nats.jetstream()
+        nc = await nats.connect(self.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                connect_timeout=2, name=f"nexus {self.holder}")
+        try:
+            self._js = nc.jetstream()
+            await self._ensure_stream()
+        except BaseException:
+            self._js = None
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise
+        self._nats = nc
+
+    async def _ensure_stream(self) -> None:
         try:
             await self._js.stream_info(self.nats_stream)
         except Exception:
