@@ -166,6 +166,15 @@ class ResourceContract:
         assert len({r.json()["id"] for r in results}) == 1
         assert len((await owner.get(self.path, params={"limit": 500})).json()["items"]) == before + 1
 
+    async def test_concurrent_creates_all_land(self, client: httpx.AsyncClient, nx: Nexus) -> None:
+        owner = await new_org(client, nx)
+        before = len((await owner.get(self.path, params={"limit": 500})).json()["items"])
+        results = await asyncio.gather(*[owner.post(self.path, json=await self.payload(owner, 100 + i))
+                                         for i in range(20)])
+        assert [r.status_code for r in results] == [201] * 20
+        after = (await owner.get(self.path, params={"limit": 500})).json()["items"]
+        assert len(after) == before + 20
+
     # -- bad input ------------------------------------------------------------------------
     async def test_bad_bodies_are_4xx_and_change_nothing(self, client: httpx.AsyncClient, nx: Nexus) -> None:
         owner = await new_org(client, nx)
@@ -206,6 +215,10 @@ class ResourceContract:
             r = await owner.get(self.path, params=params)
             assert r.status_code == 400, (params, r.text)
             assert r.headers["content-type"] == "application/problem+json"
+        r = await owner.get(self.path, params={"created_by": "' OR '1'='1"})
+        assert r.status_code == 200 and r.json()["items"] == []
+        r = await owner.get(self.path, params={"created_by[in]": "x,'); DROP TABLE kernel_audit; --"})
+        assert r.status_code == 200 and r.json()["items"] == []
         r = await owner.get(self.path + "?q=%FF%FE")
         assert r.status_code == 400
         for q in ("' OR 1=1 --", "%", "_", "\\", "\"; DROP TABLE x; --"):

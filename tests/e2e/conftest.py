@@ -74,6 +74,9 @@ def _env(data_dir: Path) -> dict[str, str]:
         "NEXUS_PASSWORD_HASH": "fast",
         "NEXUS_ADMIN_EMAIL": ADMIN[0],
         "NEXUS_ADMIN_PASSWORD": ADMIN[1],
+        # Every sign-in of the suite comes from 127.0.0.1: the default auth budget (20 a
+        # minute per address) would turn a later sign-in into a 429.
+        "NEXUS_RATE_LIMITS": "auth=1000/60",
     })
     return env
 

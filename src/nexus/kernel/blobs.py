@@ -855,6 +855,23 @@ async def _readable_ref(req: Request) -> tuple[Nexus, dict[str, Any]]:
     require(p, f"{ref['app']}.{ref['resource']}.read" if app_owned and ref else "blobs.files.read")
     if ref is None:
         raise not_found("file")
+    if app_owned:
+        # The owning record's own rules decide too (a private note's files are private).
+        owner = nx.all_resources.get(f"{ref['app']}.{ref['resource']}")
+        record_id = ref.get("record_id")
+        if owner is None or not record_id:
+            raise not_found("file")
+        sql = f"SELECT 1 FROM {owner.spec.name} WHERE org_id = ? AND id = ?"
+        args: list[Any] = [p.org_id, record_id]
+        if owner.spec.soft_delete:
+            sql += " AND deleted_at IS NULL"
+        cond = owner.read_condition(p)
+        if cond is not None:
+            sql += f" AND ({cond[0]})"
+            args += cond[1]
+        async with nx.db.reader() as conn:
+            if not await conn.fetchval(sql, args):
+                raise not_found("file")
     return nx, ref
 
 

@@ -240,13 +240,16 @@ class UnitOfWork:
             statements = lazy.pending + self._log_statements()
             lazy.pending = []
             try:
-                if lazy.tx is None:
-                    if statements:
-                        sql, params = _combine(statements)
+                chunks = _chunks(statements)
+                if lazy.tx is None and len(chunks) <= 1:
+                    for sql, params in (_combine(c) for c in chunks):
                         await lazy.raw.execute(to_pg(sql), *params)
                     return
-                if statements:
-                    sql, params = _combine(statements)
+                if lazy.tx is None:
+                    # Too large for one statement (a big import): a transaction around several.
+                    lazy.tx = lazy.raw.transaction()
+                    await lazy.tx.start()
+                for sql, params in (_combine(c) for c in chunks):
                     await lazy.raw.execute(to_pg(sql), *params)
                 await lazy.tx.commit()
                 lazy.tx = None
@@ -482,6 +485,22 @@ _OUTBOX_SQL = (
 )
 
 
+MAX_PARAMS = 30_000  # PostgreSQL allows 32 767 bind parameters in one statement
+
+
+def _chunks(statements: list[tuple[str, list[Any]]]) -> list[list[tuple[str, list[Any]]]]:
+    """Group buffered statements so no combined statement exceeds MAX_PARAMS parameters."""
+    out: list[list[tuple[str, list[Any]]]] = []
+    size = 0
+    for st in statements:
+        if not out or size + len(st[1]) > MAX_PARAMS:
+            out.append([])
+            size = 0
+        out[-1].append(st)
+        size += len(st[1])
+    return out
+
+
 def _combine(statements: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
     """Several INSERTs as one PostgreSQL statement: all happen, atomically, or none."""
     if len(statements) == 1:
@@ -513,8 +532,9 @@ class _LazyPgConn:
             await self.tx.start()
         if self.pending:
             pending, self.pending = self.pending, []
-            sql, params = _combine(pending)
-            await self.raw.execute(to_pg(sql), *params)
+            for chunk in _chunks(pending):
+                sql, params = _combine(chunk)
+                await self.raw.execute(to_pg(sql), *params)
 
     async def rollback(self) -> None:
         self.pending = []

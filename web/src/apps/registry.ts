@@ -27,6 +27,14 @@ export const APP_VIEWS: Record<string, AppView> = {
       { label: 'All tasks', to: '/tasks/list', icon: 'list' },
     ],
   },
+  notes: {
+    home: '/notes',
+    prefix: '/notes',
+    nav: [
+      { label: 'All notes', to: '/notes', icon: 'sticky-note' },
+      { label: 'Shared with me', to: '/notes/shared', icon: 'users' },
+    ],
+  },
   identity: {
     home: '/admin/users',
     prefix: '/admin',

@@ -344,7 +344,6 @@ export function Menu({
         aria-haspopup="menu"
         aria-expanded={open}
         aria-controls={open ? menuId : undefined}
-        aria-label={label}
         title={label}
         onClick={() => setOpen((o) => !o)}
         onKeyDown={(e) => {
@@ -354,6 +353,8 @@ export function Menu({
           }
         }}
       >
+        {/* The name says what the menu is and keeps the visible text (WCAG 2.5.3, label in name). */}
+        <span className="visually-hidden">{label} </span>
         {trigger}
       </button>
       {open && (

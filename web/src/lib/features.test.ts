@@ -15,8 +15,9 @@ describe('markedRuns', () => {
 })
 
 describe('recordHref', () => {
-  it('sends tasks to the Tasks app and everything else to the generic page', () => {
+  it('sends tasks and notes to their apps and everything else to the generic page', () => {
     expect(recordHref('tasks', 'tasks', 'T1')).toBe('/tasks/t/T1')
-    expect(recordHref('notes', 'notes', 'N1')).toBe('/r/notes/notes/N1')
+    expect(recordHref('notes', 'notes', 'N1')).toBe('/notes/n/N1')
+    expect(recordHref('notes', 'notebooks', 'B1')).toBe('/r/notes/notebooks/B1')
   })
 })

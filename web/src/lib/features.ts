@@ -26,6 +26,7 @@ const available: Record<string, boolean | undefined> = {}
 
 export function recordHref(app: string, resource: string, id: string): string {
   if (app === 'tasks' && resource === 'tasks') return `/tasks/t/${id}`
+  if (app === 'notes' && resource === 'notes') return `/notes/n/${id}`
   return `/r/${app}/${resource}/${id}`
 }
 

@@ -56,7 +56,11 @@ const isBlank = (v: unknown) => v === undefined || v === null || (typeof v === '
 /** The JSON value an input's draft becomes; `undefined` means "leave it out". */
 export function fromDraft(f: FieldMeta, draft: unknown): unknown {
   if (f.type === 'boolean') return Boolean(draft)
-  if (f.type === 'list') return Array.isArray(draft) ? draft : []
+  if (f.type === 'list') {
+    // Rows of a list of objects left entirely blank (a checklist item never typed) are dropped.
+    const list = Array.isArray(draft) ? draft : []
+    return list.filter((v) => !(v && typeof v === 'object' && Object.values(v).every((x) => typeof x === 'boolean' || x === '' || x === 0)))
+  }
   if (isBlank(draft)) {
     if (f.nullable) return null
     if (f.type === 'string' && !f.required) return ''

@@ -35,8 +35,31 @@ export interface FieldMeta {
   pattern?: string
   default?: unknown
   operators?: string[]
-  /** Optional, when the server describes list items ("string" or a JSON schema). */
-  items?: unknown
+  /** What a list holds: {type: "string"} or {type: "object", fields: [...]} (older servers: a bare string). */
+  items?: ListItems | string
+  /** May PATCH change it? (absent on older servers: assume yes unless readonly) */
+  updatable?: boolean
+  /** Written on create only and not stored as such (a user's initial password). */
+  create_only?: boolean
+  /** Display hint: "html" is sanitised HTML from the server. */
+  format?: string
+}
+
+export interface ListItems {
+  type: string
+  fields?: { name: string; type: string; required: boolean }[]
+}
+
+/** The item description of a list field, whatever shape the server sent. */
+export function listItems(f: FieldMeta): ListItems | undefined {
+  if (typeof f.items === 'string') return { type: f.items }
+  if (f.items && typeof f.items === 'object' && typeof f.items.type === 'string') return f.items
+  return undefined
+}
+
+/** On edit: may this field change? */
+export function isUpdatable(f: FieldMeta): boolean {
+  return !f.readonly && !f.create_only && f.updatable !== false
 }
 
 export interface ActionMeta {
@@ -149,6 +172,7 @@ export function field(r: ResourceMeta, name: string): FieldMeta | undefined {
 /** Fields a person edits in a form: writable, not the kernel's bookkeeping. */
 export function editableFields(r: ResourceMeta): FieldMeta[] {
   const fields = r.fields.filter((f) => !f.readonly && !SYSTEM_FIELDS.has(f.name))
+  // Create-only fields (a user's password) go after the stored ones.
   // The title first, then long text, then the rest in declared order.
   const rank = (f: FieldMeta) => (f.name === r.title_field ? 0 : f.type === 'string' && (f.max_length ?? 0) > 1000 ? 1 : 2)
   return fields.map((f, i) => [f, i] as const).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map(([f]) => f)

@@ -8,6 +8,7 @@ import { humanize, resourceByKey } from '../lib/meta'
 import { useOptionalSession } from '../lib/context'
 import { useReferenceTitle } from '../lib/refs'
 import { Link } from '../lib/router'
+import { SanitisedHtml } from '../components/RichText'
 
 const TONES: Record<string, 'neutral' | 'primary' | 'success' | 'warning' | 'danger' | 'info'> = {
   todo: 'neutral',
@@ -43,6 +44,22 @@ export function RefValue({ refKey, id, link = true }: { refKey?: string; id: unk
 export function FieldValue({ field: f, value, compact }: { field: FieldMeta; value: unknown; compact?: boolean }) {
   if (value === null || value === undefined || value === '' || (Array.isArray(value) && value.length === 0)) {
     return <span className="subtle">—</span>
+  }
+  if (f.format === 'html' && typeof value === 'string') {
+    // Sanitised by the server before it was stored; in a list cell, its plain text.
+    if (compact) return <>{value.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 120)}</>
+    return <SanitisedHtml html={value} />
+  }
+  if (f.type === 'list' && !compact && Array.isArray(value) && value.length && value.every((v) => v && typeof v === 'object' && 'text' in v)) {
+    return (
+      <ul className="checklist-view">
+        {(value as { text: string; done?: boolean }[]).map((item, i) => (
+          <li key={i} className={item.done ? 'done' : undefined}>
+            <Icon name={item.done ? 'check-square' : 'circle'} size={14} /> {String(item.text)}
+          </li>
+        ))}
+      </ul>
+    )
   }
   if (f.type === 'reference') return <RefValue refKey={f.reference} id={value} />
   if (f.name === 'created_by' || f.name === 'updated_by' || f.name === 'completed_by' || f.name === 'user_id' || f.name === 'actor_id')

@@ -83,3 +83,39 @@ describe('RecordForm', () => {
     expect(onSaved).toHaveBeenCalled()
   })
 })
+
+describe('RecordForm and the richer metadata', () => {
+  const withMeta = {
+    ...TASKS,
+    fields: TASKS.fields.map((f) =>
+      f.name === 'checklist'
+        ? { ...f, type: 'list' as const, readonly: false, items: { type: 'object', fields: [{ name: 'text', type: 'string', required: true }, { name: 'done', type: 'boolean', required: false }] } }
+        : f.name === 'project_id'
+          ? { ...f, updatable: false }
+          : f,
+    ).concat([{ name: 'secret_word', label: 'Secret word', type: 'string', required: false, nullable: true, readonly: false, create_only: true, updatable: false, filterable: false, sortable: false, searchable: false }]),
+  }
+
+  it('edits a checklist as rows of {text, done} and shows create-only fields on create', async () => {
+    const calls = mockFetch((c) => (c.method === 'POST' ? json(201, { id: 'T9', title: 'x' }) : json(200, { items: [] })))
+    render(<RecordForm resource={withMeta} onSaved={() => {}} />, { wrapper: WithSession })
+    expect(screen.getByLabelText(/^Secret word/)).toBeTruthy()
+    fireEvent.change(screen.getByLabelText(/^Title/), { target: { value: 'Pack' } })
+    fireEvent.click(screen.getByRole('button', { name: 'Add an item' }))
+    fireEvent.change(screen.getByLabelText('Text of item 1'), { target: { value: 'Passport' } })
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Done: Passport' }))
+    fireEvent.click(screen.getByRole('button', { name: 'Add an item' })) // a blank row is dropped
+    fireEvent.click(screen.getByRole('button', { name: 'Create task' }))
+    await waitFor(() => expect(calls.some((c) => c.method === 'POST')).toBe(true))
+    const body = calls.find((c) => c.method === 'POST')!.body as { checklist: unknown }
+    expect(body.checklist).toEqual([{ text: 'Passport', done: true }])
+  })
+
+  it('on edit hides create-only fields and shows non-updatable ones read-only', () => {
+    mockFetch(() => json(200, { items: [] }))
+    render(<RecordForm resource={withMeta} record={{ id: 'T1', title: 'Pack', checklist: [], project_id: null }} onSaved={() => {}} />, { wrapper: WithSession })
+    expect(screen.queryByLabelText(/^Secret word/)).toBeNull()
+    expect(screen.getByText('Project')).toBeTruthy()
+    expect(screen.queryByRole('combobox', { name: /^Project/ })).toBeNull()
+  })
+})

@@ -6,7 +6,8 @@ import { Alert, Button, FieldShell } from '../components/ui'
 import { ApiError, request } from '../lib/api'
 import { bodyFromDraft, initialDraft, validateDraft, type Draft } from '../lib/forms'
 import type { FieldMeta, ResourceMeta } from '../lib/meta'
-import { editableFields, fieldLabel, humanize } from '../lib/meta'
+import { editableFields, fieldLabel, humanize, isUpdatable, listItems } from '../lib/meta'
+import { FieldValue } from './FieldValue'
 import { FieldInput, isLongText } from './inputs'
 import { SecretValues } from './SecretValues'
 
@@ -30,17 +31,20 @@ function hintFor(f: FieldMeta): string | undefined {
   if ((f.type === 'integer' || f.type === 'number') && (f.ge !== undefined || f.le !== undefined) && !f.description) {
     parts.push(`From ${f.ge ?? '…'} to ${f.le ?? '…'}.`)
   }
-  if (f.type === 'list' && !f.description) parts.push('Press Enter after each item.')
+  if (f.type === 'list' && !f.description && listItems(f)?.type !== 'object') parts.push('Press Enter after each item.')
   return parts.join(' ') || undefined
 }
 
 export function RecordForm({ resource, record, etag, onSaved, onCancel, only, fixed, submitLabel, idPrefix = 'f' }: RecordFormProps) {
-  const fields = useMemo(() => {
-    const all = editableFields(resource)
+  const editing = Boolean(record)
+  // On create: every writable field, create-only ones (a user's password) included. On edit:
+  // create-only fields are gone, and fields PATCH may not change are shown read-only.
+  const shown = useMemo(() => {
+    const all = editableFields(resource).filter((f) => !(editing && f.create_only))
     if (!only) return all.filter((f) => !(fixed && f.name in fixed))
     return only.map((n) => all.find((f) => f.name === n)).filter(Boolean) as FieldMeta[]
-  }, [resource, only, fixed])
-  const editing = Boolean(record)
+  }, [resource, only, fixed, editing])
+  const fields = useMemo(() => (editing ? shown.filter(isUpdatable) : shown), [shown, editing])
   const [base, setBase] = useState<{ record: Record<string, unknown> | null; etag?: string }>({ record: record ?? null, etag })
   const [draft, setDraft] = useState<Draft>(() => initialDraft(fields, record))
   const [errors, setErrors] = useState<Record<string, string>>({})
@@ -159,8 +163,21 @@ export function RecordForm({ resource, record, etag, onSaved, onCancel, only, fi
       )}
       {formError && <Alert kind="error">{formError}</Alert>}
       <div className="form-grid">
-        {fields.map((f) => {
+        {shown.map((f) => {
           const id = `${idPrefix}-${f.name}`
+          if (editing && !isUpdatable(f)) {
+            return (
+              <div key={f.name} className="field field-readonly">
+                <span className="field-label" id={id}>
+                  {fieldLabel(f)}
+                </span>
+                <div aria-labelledby={id} role="group">
+                  <FieldValue field={f} value={base.record?.[f.name]} />
+                </div>
+                <p className="field-hint">Set when created; it cannot be changed here.</p>
+              </div>
+            )
+          }
           const hint = hintFor(f)
           const wide = isLongText(f) || f.type === 'list' || f.type === 'json' || f.name === resource.title_field
           return (

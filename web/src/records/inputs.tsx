@@ -4,8 +4,9 @@ import { Icon } from '../components/Icon'
 import { describedBy } from '../components/ui'
 import { api } from '../lib/api'
 import { useOptionalSession } from '../lib/context'
-import type { FieldMeta, ResourceMeta } from '../lib/meta'
-import { humanize, recordTitle, resourceByKey } from '../lib/meta'
+import type { FieldMeta, ListItems, ResourceMeta } from '../lib/meta'
+import { humanize, listItems, recordTitle, resourceByKey } from '../lib/meta'
+import { RichTextEditor } from '../components/RichText'
 import { useDebounced } from '../lib/hooks'
 import { primeRecord, useReferenceTitle } from '../lib/refs'
 
@@ -81,6 +82,8 @@ export function FieldInput({ field: f, id, value, onChange, error, hint, disable
     case 'reference':
       return <ReferenceInput field={f} id={id} value={value} onChange={onChange} error={error} hint={hint} disabled={disabled} />
     default:
+      if (f.format === 'html')
+        return <RichTextEditor id={id} initialHtml={str} onChange={onChange} label={f.label} describedBy={aria['aria-describedby']} readOnly={disabled} />
       if (isLongText(f)) return <textarea className="textarea" rows={4} {...aria} value={str} onChange={(e) => onChange(e.target.value)} />
       if (f.pattern && HEX.test(f.pattern)) {
         return (
@@ -106,9 +109,12 @@ export function FieldInput({ field: f, id, value, onChange, error, hint, disable
 /** Lists: strings as chips (Enter or comma adds); lists of objects as JSON. */
 function ListInput({ field: f, id, value, onChange, error, hint, disabled }: InputProps) {
   const list = Array.isArray(value) ? value : []
-  // The item type, when the server describes it (`items`: "string" or a JSON schema); else guessed from the value.
-  const itemType = typeof f.items === 'string' ? f.items : typeof f.items === 'object' && f.items !== null ? (f.items as { type?: string }).type : undefined
-  const objects = itemType ? itemType === 'object' : list.some((v) => typeof v === 'object' && v !== null)
+  // The item type, when the server describes it; else guessed from the value.
+  const items = listItems(f)
+  const objects = items ? items.type === 'object' : list.some((v) => typeof v === 'object' && v !== null)
+  if (objects && items?.fields?.length) {
+    return <ObjectListInput field={f} items={items} id={id} value={list} onChange={onChange} error={error} hint={hint} disabled={disabled} />
+  }
   const [text, setText] = useState(() => (objects ? JSON.stringify(list, null, 2) : ''))
   const [jsonError, setJsonError] = useState<string | null>(null)
   if (objects) {
@@ -139,6 +145,87 @@ function ListInput({ field: f, id, value, onChange, error, hint, disabled }: Inp
     )
   }
   return <ChipsInput id={id} values={list.map(String)} onChange={onChange} invalid={Boolean(error)} describedBy={describedBy(id, hint, error)} disabled={disabled} placeholder="Type and press Enter" />
+}
+
+type Row = Record<string, unknown>
+
+/** A list of small objects (a checklist of {text, done}): one row per item, its fields as inputs. */
+function ObjectListInput({ field: f, items, id, value, onChange, hint, error, disabled }: InputProps & { items: ListItems; value: unknown[] }) {
+  const rows = value.filter((v): v is Row => typeof v === 'object' && v !== null)
+  const cols = items.fields ?? []
+  const flags = cols.filter((c) => c.type === 'boolean')
+  const texts = cols.filter((c) => c.type !== 'boolean')
+  const blank = (): Row => Object.fromEntries(cols.map((c) => [c.name, c.type === 'boolean' ? false : c.type === 'integer' || c.type === 'number' ? 0 : '']))
+  const setRow = (i: number, patch: Row) => onChange(rows.map((r, j) => (j === i ? { ...r, ...patch } : r)))
+  const move = (i: number, d: number) => {
+    const next = [...rows]
+    const [r] = next.splice(i, 1)
+    next.splice(i + d, 0, r!)
+    onChange(next)
+  }
+  const label = f.label.replace(/s$/, '').toLowerCase()
+  const rowName = (r: Row, i: number) => String(r[texts[0]?.name ?? ''] ?? '') || `${label} ${i + 1}`
+  return (
+    <div className="object-list" role="group" aria-labelledby={`${id}-label`} aria-describedby={describedBy(id, hint, error)}>
+      <span id={`${id}-label`} hidden>
+        {f.label}
+      </span>
+      {rows.length === 0 && <p className="subtle small">No items yet.</p>}
+      <ul className="object-list-rows">
+        {rows.map((r, i) => (
+          <li key={i} className="object-list-row">
+            {flags.map((c) => (
+              <input
+                key={c.name}
+                type="checkbox"
+                aria-label={`${humanize(c.name)}: ${rowName(r, i)}`}
+                checked={Boolean(r[c.name])}
+                disabled={disabled}
+                onChange={(e) => setRow(i, { [c.name]: e.target.checked })}
+              />
+            ))}
+            {texts.map((c) => (
+              <input
+                key={c.name}
+                className="input"
+                id={i === 0 && c === texts[0] ? id : undefined}
+                aria-label={`${humanize(c.name)} of item ${i + 1}`}
+                type={c.type === 'integer' || c.type === 'number' ? 'number' : 'text'}
+                value={String(r[c.name] ?? '')}
+                disabled={disabled}
+                onChange={(e) => setRow(i, { [c.name]: c.type === 'integer' || c.type === 'number' ? Number(e.target.value) : e.target.value })}
+                onKeyDown={(e) => {
+                  if (e.key === 'Enter') {
+                    e.preventDefault()
+                    onChange([...rows.slice(0, i + 1), blank(), ...rows.slice(i + 1)])
+                    setTimeout(() => (e.target as HTMLElement).closest('ul')?.querySelectorAll<HTMLInputElement>('.input')[i + 1]?.focus(), 0)
+                  }
+                }}
+              />
+            ))}
+            {!disabled && (
+              <span className="object-list-tools">
+                <button type="button" className="icon-btn" aria-label={`Move ${rowName(r, i)} up`} disabled={i === 0} onClick={() => move(i, -1)}>
+                  <Icon name="arrow-up" size={14} />
+                </button>
+                <button type="button" className="icon-btn" aria-label={`Move ${rowName(r, i)} down`} disabled={i === rows.length - 1} onClick={() => move(i, 1)}>
+                  <Icon name="arrow-down" size={14} />
+                </button>
+                <button type="button" className="icon-btn" aria-label={`Remove ${rowName(r, i)}`} onClick={() => onChange(rows.filter((_, j) => j !== i))}>
+                  <Icon name="x" size={14} />
+                </button>
+              </span>
+            )}
+          </li>
+        ))}
+      </ul>
+      {!disabled && (
+        <button type="button" className="btn btn-sm btn-ghost" onClick={() => onChange([...rows, blank()])}>
+          <Icon name="plus" size={14} /> Add an item
+        </button>
+      )}
+    </div>
+  )
 }
 
 export function ChipsInput({

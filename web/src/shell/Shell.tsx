@@ -15,6 +15,7 @@ import { UserMenu } from './UserMenu'
 // Everything beyond the shell loads on demand.
 const RecordsPage = lazy(() => import('../records/RecordsPage'))
 const TasksApp = lazy(() => import('../apps/tasks/TasksApp'))
+const NotesApp = lazy(() => import('../apps/notes/NotesApp'))
 const AdminApp = lazy(() => import('../admin/AdminApp'))
 const Profile = lazy(() => import('./Profile'))
 
@@ -48,6 +49,7 @@ function Routes({ path }: { path: string }) {
   if (path === '/' || path === '') return <Home />
   if (matchPath('/r/*', path) || matchPath('/apps/:app', path)) return <RecordsPage />
   if (path === '/tasks' || matchPath('/tasks/*', path)) return <TasksApp />
+  if (path === '/notes' || matchPath('/notes/*', path)) return <NotesApp />
   if (path === '/admin' || matchPath('/admin/*', path)) return <AdminApp />
   if (path === '/profile' || path === '/settings') return <Profile />
   return (

@@ -1,4 +1,4 @@
-"""Notes routes beyond the generated ones: version history, shares, Markdown in and out."""
+"""Notes routes beyond the generated ones: version history, shares, Markdown in and out, attachments."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ from nexus.kernel.ids import is_id
 from nexus.kernel.permissions import require
 from nexus.kernel.records import UnitOfWork
 
+from . import attachments
 from .resources import notes
+from .schemas import AttachInput
 from .service import VERSION
 
+_ATT = "/api/v1/notes/notes/{id}/attachments"
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
 
 
@@ -116,4 +119,16 @@ ROUTES = [
     RouteDef("GET", "/api/v1/notes/notes/{id}/markdown", export_markdown, tags=("notes",), summary="Export as Markdown"),
     RouteDef("POST", "/api/v1/notes/import-markdown", import_markdown, tags=("notes",),
              summary="Import a Markdown file", request_media="text/markdown", status=201),
+    RouteDef("GET", f"{_ATT}", attachments.list_attachments, tags=("notes",), summary="The note's attachments"),
+    RouteDef("POST", f"{_ATT}", attachments.upload, tags=("notes",), status=201,
+             summary="Attach a file (raw body; type in Content-Type, name in X-Filename)",
+             request_schema={"type": "string", "format": "binary"}, request_media="application/octet-stream"),
+    RouteDef("POST", "/api/v1/notes/notes/{id}/attach", attachments.attach_blob, tags=("notes",), status=201,
+             summary="Attach a file uploaded to /api/v1/blobs", request_schema=AttachInput),
+    RouteDef("GET", f"{_ATT}/{{aid}}", attachments.download_attachment, tags=("notes",),
+             summary="Download an attachment (ranges, ETag)"),
+    RouteDef("DELETE", f"{_ATT}/{{aid}}", attachments.delete_attachment, tags=("notes",), status=204,
+             summary="Remove an attachment"),
+    RouteDef("POST", "/api/v1/notes/notes/{id}/purge", attachments.purge, tags=("notes",), status=204,
+             summary="Delete a deleted note for good, with its attachments"),
 ]

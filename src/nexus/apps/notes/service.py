@@ -50,10 +50,11 @@ def plain_text(fragment: str) -> str:
     return _WS.sub(" ", html.unescape(nh3.clean(spaced, tags=set()))).strip()
 
 
-def owner_or_admin(uow: UnitOfWork, record: dict[str, Any]) -> None:
+def owner_or_admin(uow: UnitOfWork, record: dict[str, Any],
+                   refusal: str = "Only the note's owner can change who it is shared with.") -> None:
     p = uow.ctx.principal
     if record["created_by"] != p.user_id and not has_permission(p, "notes.notes.all"):
-        raise Problem(403, "Only the note's owner can change who it is shared with.")
+        raise Problem(403, refusal)
 
 
 class NoteService(RecordService):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Date, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexus.kernel.db.schema import Base, IdType, JsonType, Record, Timestamp
@@ -63,4 +63,8 @@ class Label(Record, Base):
     name: Mapped[str] = mapped_column(String(64))
     color: Mapped[str] = mapped_column(String(16), default="#64748b")
 
-    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_tasks_label_org_name"),)
+    # Unique among live labels only: a deleted label's name can be used again.
+    __table_args__ = (
+        Index("uq_tasks_label_org_name", "org_id", "name", unique=True,
+              sqlite_where=text("deleted_at IS NULL"), postgresql_where=text("deleted_at IS NULL")),
+    )

@@ -35,8 +35,8 @@ projects = Resource(
 
 tasks = Resource(
     app="tasks", name="tasks", model=models.Task, create=schemas.TaskCreate, service=TaskService,
-    filters=("status", "priority", "assignee_id", "project_id", "parent_id", "due_at", "due_date", "labels",
-             "completed_at", "recurrence_of", "title"),
+    filters=("status", "priority", "assignee_id", "project_id", "parent_id", "due_at", "due_date", "all_day", "labels",
+             "completed_at", "completed_by", "recurrence", "recurrence_of", "title"),
     sorts=("due_at", "priority", "created_at", "updated_at", "title", "position", "completed_at", "status"),
     search=("title", "description"),
     default_sort="-created_at",

@@ -9,33 +9,21 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from nexus.kernel.schema_base import Schema
 
+from .rules import normalise_rrule, valid_timezone
+
 Status = Literal["todo", "in_progress", "done"]
 Color = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
 LabelName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 def _tz(value: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}") from None
+    if not valid_timezone(value):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin or UTC")
     return value
 
 
 def _rrule(value: str) -> str:
-    from dateutil.rrule import rrulestr
-
-    text = value.strip()
-    body = text[6:] if text.upper().startswith("RRULE:") else text
-    if not body.upper().startswith("FREQ=") and ";FREQ=" not in body.upper():
-        raise ValueError("an RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=MO is expected")
-    try:
-        rrulestr(body, dtstart=datetime(2000, 1, 1))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"not a valid RRULE: {exc}") from None
-    return body.upper()
+    return normalise_rrule(value)
 
 
 TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_tz)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 import sqlite3
 import threading
@@ -42,7 +43,7 @@ _QMARK = re.compile(r"\?")
 def to_pg(sql: str) -> str:
     out = _PG_SQL.get(sql)
     if out is None:
-        counter = iter(range(1, 10_000))
+        counter = itertools.count(1)
         out = _QMARK.sub(lambda _m: f"${next(counter)}", sql)
         _PG_SQL[sql] = out
     return out

@@ -231,7 +231,10 @@ async def update_record(nx: Nexus, req: Request, r: Resource, record_id: str) ->
     expected = parse_if_match(req.headers.get("if-match"), record_id)
     body = await _body(req, nx)
     assert r.update is not None
-    changes = _validate(r.update, body).model_dump(exclude_unset=True)
+    patch = _validate(r.update, body)
+    # Only the fields the client sent — but each with its nested defaults filled in
+    # (exclude_unset would also drop a checklist item's default `done`).
+    changes = {k: v for k, v in patch.model_dump().items() if k in patch.model_fields_set}
     async with UnitOfWork(nx.db, ctx) as uow:
         record = await r.service_instance.update(uow, record_id, changes, expected)
     return json_response(record, headers={"ETag": etag_for(record)})
@@ -476,7 +479,9 @@ def parse_import(r: Resource, media: str, body: bytes, max_rows: int) -> list[tu
         for i, item in enumerate(data):
             if not isinstance(item, dict):
                 raise bad_request(f"Item {i} is not an object.", pointer=f"/{i}")
-            out.append((i + 1, {k: v for k, v in item.items() if k not in readonly}))  # type: ignore[union-attr]
+            out.append((i + 1, {k: v for k, v in item.items()  # type: ignore[union-attr]
+                                if k not in readonly and not (k in r.spec.by_name and k not in writable
+                                                              and k not in r.spec.hidden)}))
         return out
     if media not in ("text/csv", "application/csv"):
         raise Problem(415, "Import takes text/csv or application/json.")
@@ -488,6 +493,10 @@ def parse_import(r: Resource, media: str, body: bytes, max_rows: int) -> list[tu
     except csv.Error as exc:
         raise bad_request(f"The CSV file is malformed: {exc}.") from None
     header = [h.strip() for h in header]
+    # Columns of the record that the API does not take (an export's completed_at…) are
+    # skipped, so an export re-imports; only names that are not fields at all are refused.
+    derived = {h for h in header if h in r.spec.by_name and h not in writable and h not in r.spec.hidden}
+    readonly = readonly | derived
     unknown = [h for h in header if h not in writable and h not in readonly]
     if unknown:
         raise bad_request(f"Unknown columns: {', '.join(unknown[:10])}. Columns: {', '.join(sorted(writable))}.")
