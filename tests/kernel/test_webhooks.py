@@ -208,3 +208,13 @@ async def test_resolution_is_checked_and_allow_list_applies() -> None:
     assert await resolve_safely(replace(cfg, allow=("localhost",)), "localhost", 80) in ("127.0.0.1", "::1")
     with pytest.raises(Blocked):
         check_url("gopher://example.com/")
+
+
+async def test_webhooks_are_described_in_meta_for_admins_only(client: httpx.AsyncClient, nx: Nexus) -> None:
+    owner = await new_org(client, nx)
+    member = await owner.add_user(["member"])
+    apps = {a["name"]: a for a in (await owner.get("/api/v1/meta")).json()["apps"]}
+    hooks = apps["webhooks"]["resources"][0]
+    assert hooks["path"] == "/api/v1/webhooks/subscriptions" and hooks["permissions"]["create"] is True
+    assert "secret_enc" not in {f["name"] for f in hooks["fields"]}
+    assert "webhooks" not in {a["name"] for a in (await member.get("/api/v1/meta")).json()["apps"]}

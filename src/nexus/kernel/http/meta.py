@@ -55,6 +55,19 @@ async def meta(req: Request) -> Response:
             "catalog_number": m.catalog_number, "icon": m.icon, "description": m.description,
             "resources": [r for r in resources if r["permissions"]["read"]],
         })
+    # Kernel subsystems may declare resources of their own (webhook subscriptions): they are
+    # listed like an app's, under the subsystem's name, for whoever may read them.
+    app_names = {a.name for a in nx.loaded.values()}
+    platform: dict[str, list[dict[str, Any]]] = {}
+    for (app_name, _), r in nx.resources.items():
+        if app_name not in app_names:
+            d = describe_resource(r, p)
+            if d["permissions"]["read"]:
+                platform.setdefault(app_name, []).append(d)
+    for app_name, resources in sorted(platform.items()):
+        apps.append({"name": app_name, "title": app_name.replace("-", " ").title(), "category": "Platform",
+                     "port": None, "catalog_number": 1000, "icon": "plug", "description": "",
+                     "resources": resources, "platform": True})
     return json_response({"apps": apps, "user": {"id": p.user_id, "org_id": p.org_id, "roles": list(p.roles)}})
 
 
