@@ -71,7 +71,7 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_first_start_prints_generated_admin_and_serves(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     proc, url = served()
     banner = ""
-    while "sign in:" not in banner:
+    while "API docs:" not in banner:
         banner += proc.stdout.readline()
     email = re.search(r"email:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
     password = re.search(r"password:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]

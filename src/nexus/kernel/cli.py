@@ -140,7 +140,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         if mod is not None and hasattr(mod, "bootstrap"):
             asyncio.run(mod.bootstrap(settings, base_url))
     print(f"  NEXUS is serving {', '.join(serve)} at {base_url}/")
-    print(f"  API docs: {base_url}/api/docs   sign in: POST {base_url}/api/v1/auth/token\n", flush=True)
+    print(f"  Sign in: open {base_url}/ in a browser (API: POST {base_url}/api/v1/auth/token)")
+    print(f"  API docs: {base_url}/api/docs\n", flush=True)
     if apps:
         os.environ["NEXUS_APPS"] = ",".join(apps)
     from granian import Granian
