@@ -96,7 +96,7 @@ async def test_kill_9_during_write_burst_loses_no_acknowledged_write(db: str, tm
             # and nothing unacknowledged is half-written: every task has both, or neither exists
             assert found == events & found == audited & found
             # ...and its event is delivered at least once: the restarted server's dispatcher
-            # marks it dispatched and an in-process subscriber (the webhooks fan-out, which
+            # marks it dispatched and a consumer (the webhooks fan-out, which
             # takes every nexus.* event) has consumed it.
             deadline = time.monotonic() + 30
             while True:

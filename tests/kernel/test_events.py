@@ -102,16 +102,27 @@ async def test_failing_subscriber_is_retried_then_dead_lettered(client: httpx.As
     poison = await make_task(owner, title="poison")
     after = await make_task(owner, title="after the poison")
 
+    consumer = f"test-flaky-{owner.org_id}"
+
     async def settled() -> Any:
+        # the consumer moved past the poison (dead for it) and handled the event after it
         async with nx.db.reader() as conn:
-            row = await conn.fetchrow("SELECT attempts, error, dispatched_at FROM kernel_outbox WHERE subject = ?",
+            row = await conn.fetchrow("SELECT attempts, error, id FROM kernel_outbox WHERE subject = ?",
                                       [poison["id"]])
-            later = await conn.fetchval("SELECT dispatched_at FROM kernel_outbox WHERE subject = ?", [after["id"]])
-        return row if row[2] is not None and later is not None else None
+            later = await conn.fetchval(
+                "SELECT count(*) FROM kernel_event_consumption c JOIN kernel_outbox o ON o.id = c.event_id"
+                " WHERE c.consumer = ? AND o.subject = ?", [consumer, after["id"]])
+        return row if later else None
 
     row = await wait_for(settled, 30)
-    assert row[0] == 3 and "downstream is down" in row[1]
+    assert row[0] == 3 and "downstream is down" in row[1] and consumer in row[1]
     assert len(calls) == 3
+    # other consumers were not held by this one's failure
+    async with nx.db.reader() as conn:
+        webhooks = await conn.fetchval(
+            "SELECT count(*) FROM kernel_event_consumption WHERE consumer = 'kernel.webhooks' AND event_id = ?",
+            [row[2]])
+    assert webhooks == 1
 
 
 async def test_event_types_are_listed_with_schemas(client: httpx.AsyncClient, nx: Nexus) -> None:

@@ -44,12 +44,8 @@ async def make_project(actor: Actor, **fields: Any) -> dict[str, Any]:
 async def settle(nx: Nexus) -> None:
     """Wait until every event written so far has been dispatched (and so indexed)."""
 
-    async def done() -> bool:
-        async with nx.db.reader() as conn:
-            return not await conn.fetchval("SELECT count(*) FROM kernel_outbox WHERE dispatched_at IS NULL")
-
     nx.events.wake()
-    await wait_for(done)
+    await wait_for(nx.events.settled)
 
 
 def index_of(nx: Nexus) -> SearchIndex:

@@ -2,12 +2,16 @@
 
 * A unit of work writes its events to `kernel_outbox` in the same transaction as the change.
 * One process at a time (a lease in `kernel_lease`) dispatches: in id order it gives each
-  event a `position`, hands it to every matching in-process subscriber, relays it to NATS
-  JetStream when configured, and marks it dispatched. Delivery is at least once; the kernel
-  records (consumer, event id) in the subscriber's own transaction, so a redelivered event is
-  skipped — consumers are idempotent without doing anything.
-* A failing subscriber holds the stream (so per-record order holds) and is retried with
-  back-off; after MAX_ATTEMPTS the event is dead-lettered (`error` set) and the stream moves on.
+  event a `position`, relays it to NATS JetStream when configured, and marks it dispatched.
+* Each subscriber is its own consumer (its name): every process runs a consumer for each
+  subscriber it hosts, one of them at a time holding the lease `consumer:<name>`; it reads
+  events by position after its cursor (`kernel_event_cursor`) and advances the cursor after
+  each batch — so a process serving a subset of the apps never hides events from subscribers
+  that only another process has. Delivery is at least once; the kernel records (consumer,
+  event id) in the subscriber's own transaction, so a redelivered event is skipped.
+* A failing subscriber holds its own consumer (so per-record order holds) and is retried with
+  back-off; after MAX_ATTEMPTS the event is dead for that consumer (noted on the outbox row,
+  `error`) and that consumer moves on.
 * The NATS relay is not a subscriber: an event is marked dispatched only after JetStream has
   acknowledged it (dead-lettered events are relayed too). While NATS is unreachable or does
   not acknowledge, the stream is held and retried forever with back-off — an outage never
@@ -60,6 +64,9 @@ class _HandlerFailed(Exception):
         self.error = error
 
 
+_COLS = ("id", "org_id", "type", "source", "subject", "time", "data", "actor_id", "position")
+
+
 @dataclass(frozen=True)
 class EventType:
     type: str
@@ -74,6 +81,7 @@ class Subscriber:
     name: str
     pattern: str
     handler: Handler
+    replay: bool = False  # a new consumer reads the whole stream instead of starting at its end
 
     def matches(self, event_type: str) -> bool:
         return fnmatch.fnmatchcase(event_type, self.pattern)
@@ -127,6 +135,9 @@ class EventBus:
     _nats: Any = None
     _leases: dict[str, float] = field(default_factory=dict)
     _js: Any = None
+    _consumer_wakes: dict[str, asyncio.Event] = field(default_factory=dict)
+    _failures: dict[str, tuple[str, int]] = field(default_factory=dict)  # consumer -> (event id, attempts)
+    _running: bool = False
     last_position: int = 0
     relay_failures: int = 0  # consecutive rounds in which NATS did not acknowledge
 
@@ -134,11 +145,18 @@ class EventBus:
     def register_type(self, et: EventType) -> None:
         self.types[et.type] = et
 
-    def subscribe(self, name: str, pattern: str, handler: Handler) -> None:
-        """`handler(uow, cloud_event)` runs in its own unit of work (the event's org)."""
+    def subscribe(self, name: str, pattern: str, handler: Handler, *, replay: bool = False) -> None:
+        """`handler(uow, cloud_event)` runs in its own unit of work (the event's org).
+
+        The name is the consumer: its cursor and lease, shared by every process that hosts
+        a subscriber of that name (so it must only be used for the same handling). A new
+        consumer starts at the end of the stream unless `replay`."""
         if any(s.name == name for s in self.subscribers):
             raise ValueError(f"subscriber {name!r} is registered twice")
-        self.subscribers.append(Subscriber(name, pattern, handler))
+        sub = Subscriber(name, pattern, handler, replay)
+        self.subscribers.append(sub)
+        if self._running:
+            self._start_consumer(sub, self.last_position)
 
     def on_dispatched(self, fn: Callable[[list[dict[str, Any]]], Awaitable[None]]) -> None:
         """Called in every process with each batch of newly positioned events (WebSocket fan-out)."""
@@ -159,20 +177,27 @@ class EventBus:
                             extra={"fields": {"error": str(exc)[:300]}})
         self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="nexus-outbox-dispatcher"))
         self._tasks.append(asyncio.create_task(self._tail_loop(), name="nexus-event-tail"))
+        for sub in self.subscribers:
+            self._start_consumer(sub, self.last_position)
+        self._running = True
 
     async def stop(self) -> None:
+        self._running = False
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks.clear()
+        self._consumer_wakes.clear()
         if self._nats is not None:
             with contextlib.suppress(Exception):
                 await self._nats.drain()
             self._nats = None
         async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM kernel_lease WHERE name = 'outbox' AND holder = ?", [self.holder])
+            await conn.execute("DELETE FROM kernel_lease WHERE holder = ? AND (name = 'outbox' OR name LIKE 'consumer:%')",
+                               [self.holder])
+        self._leases.clear()
 
     async def _dispatch_loop(self) -> None:
         delay = 0.2
@@ -192,7 +217,7 @@ class EventBus:
                 raise
             except RelayUnavailable as exc:
                 # NATS is down or not acknowledging: hold the stream and retry with back-off,
-                # forever. Subscribers already handled the batch; redelivery is deduplicated.
+                # forever. Nothing is positioned until JetStream acknowledged it.
                 self.relay_failures += 1
                 delay = min(0.1 * 2 ** min(self.relay_failures - 1, 5), 2.0)
                 log.warning("NATS relay unavailable; holding the outbox",
@@ -238,107 +263,195 @@ class EventBus:
         return True
 
     async def dispatch_once(self) -> bool:
-        """Dispatch one batch; True when there may be more waiting.
+        """Position (and relay) one batch; True when there may be more waiting.
 
-        Each subscriber handles the batch's events of one org in ONE unit of work (with the
-        dedup rows), so a burst of writes costs a few transactions, not several per event.
-        If a handler fails, the batch is retried event by event to find the failing one,
-        hold the stream there (per-record order), and dead-letter it after MAX_ATTEMPTS."""
+        The dispatcher no longer calls subscribers: each subscriber is its own consumer
+        (see `consume_once`), run by whichever process hosts it, so a process that serves a
+        subset of the apps never hides events from subscribers that only another one has."""
         db = self.db
         async with db.reader() as conn:
             rows = await conn.fetch(
-                "SELECT id, org_id, type, source, subject, time, data, actor_id, position, attempts"
+                "SELECT id, org_id, type, source, subject, time, data, actor_id, position"
                 " FROM kernel_outbox WHERE dispatched_at IS NULL ORDER BY id LIMIT ?", [BATCH])
         if not rows:
             return False
-        batch = [dict(zip(("id", "org_id", "type", "source", "subject", "time", "data", "actor_id", "position",
-                           "attempts"), r, strict=True)) for r in rows]
-        events = [to_cloudevent(row) for row in batch]
-        done: list[dict[str, Any]] = []
-        dead: list[dict[str, Any]] = []
-        failed_at: int | None = None
-        failure: BaseException | None = None
+        batch = [dict(zip(_COLS, r, strict=True)) for r in rows]
+        if self.nats_url:
+            # Acknowledged by JetStream before it is marked dispatched; raises RelayUnavailable.
+            await self._relay([to_cloudevent(row) for row in batch])
+        now = db.ts(utcnow())
+        async with db.transaction() as conn:
+            top = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM kernel_outbox") or 0)
+            plain: list[tuple[Any, ...]] = []
+            for row in batch:
+                if row["position"] is None:
+                    top += 1
+                    row["position"] = top
+                plain.append((row["position"], now, row["id"]))
+            # one pipelined statement for the batch, not a round trip per event
+            await conn.executemany("UPDATE kernel_outbox SET position = ?, dispatched_at = ? WHERE id = ?", plain)
+        self.wake_tail()
+        self.wake_consumers()
+        return len(rows) == BATCH
+
+    # -- consumers (every process, one per subscriber it hosts) ---------------------------
+    def wake_consumers(self) -> None:
+        for ev in self._consumer_wakes.values():
+            ev.set()
+
+    def _start_consumer(self, sub: Subscriber, start_at: int) -> None:
+        self._consumer_wakes[sub.name] = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._consume_loop(sub, start_at),
+                                               name=f"nexus-consumer:{sub.name}"))
+
+    async def _init_cursor(self, sub: Subscriber, start_at: int) -> None:
+        """A consumer seen for the first time starts at `start_at` (no replay of history)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO kernel_event_cursor (consumer, position, updated_at) VALUES (?,?,?)"
+                " ON CONFLICT (consumer) DO NOTHING", [sub.name, 0 if sub.replay else start_at,
+                                                       self.db.ts(utcnow())])
+
+    async def _consume_loop(self, sub: Subscriber, start_at: int) -> None:
+        wake = self._consumer_wakes[sub.name]
+        while True:
+            try:
+                await self._init_cursor(sub, start_at)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event consumer could not start", extra={"fields": {"consumer": sub.name}})
+                await asyncio.sleep(2.0)
+        while True:
+            wake.clear()
+            try:
+                if await self.acquire_lease(f"consumer:{sub.name}"):
+                    more = await self.consume_once(sub)
+                    delay = 0.0 if more else 0.5
+                else:
+                    delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event consumer failed", extra={"fields": {"consumer": sub.name}})
+                delay = 2.0
+            if delay:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), delay)
+
+    async def consume_once(self, sub: Subscriber) -> bool:
+        """Hand the next batch of positioned events to one subscriber; True when there may be more.
+
+        The batch's matching events of one org run in ONE unit of work (with the dedup rows).
+        If the handler fails, the events before the failing one are delivered, the cursor
+        stops there (this consumer is held, per-record order), and the failing event is
+        retried with back-off; after MAX_ATTEMPTS it is dead for this consumer: logged,
+        noted on the outbox row (`attempts`, `error`), given a dedup row, and skipped."""
+        db = self.db
+        async with db.reader() as conn:
+            cursor = await conn.fetchval("SELECT position FROM kernel_event_cursor WHERE consumer = ?", [sub.name])
+            if cursor is None:
+                return False
+            rows = await conn.fetch(
+                "SELECT id, org_id, type, source, subject, time, data, actor_id, position FROM kernel_outbox"
+                " WHERE position > ? ORDER BY position LIMIT ?", [int(cursor), BATCH])
+        if not rows:
+            return False
+        events = [to_cloudevent(dict(zip(_COLS, r, strict=True))) for r in rows]
+        handled, failure = await self._deliver_prefix(sub, events)
+        dead = False
+        if failure is not None:
+            ev = events[handled]
+            prev_id, count = self._failures.get(sub.name, ("", 0))
+            attempts = count + 1 if prev_id == ev["id"] else 1
+            dead = attempts >= MAX_ATTEMPTS
+            log.warning("event delivery failed", extra={"fields": {
+                "consumer": sub.name, "event": ev["id"], "type": ev["type"], "attempts": attempts, "dead": dead,
+                "error": str(failure)[:300]}})
+            error = f"{sub.name}: {type(failure).__name__}: {failure}"[:2000]
+            async with db.transaction() as conn:
+                await conn.execute("UPDATE kernel_outbox SET attempts = ?, error = ? WHERE id = ?",
+                                   [attempts, error, ev["id"]])
+                if dead:
+                    await conn.execute(
+                        "INSERT INTO kernel_event_consumption (consumer, event_id, at) VALUES (?,?,?)"
+                        " ON CONFLICT (consumer, event_id) DO NOTHING", [sub.name, ev["id"], db.ts(utcnow())])
+            if dead:
+                self._failures.pop(sub.name, None)
+                handled += 1
+            else:
+                self._failures[sub.name] = (ev["id"], attempts)
+        else:
+            self._failures.pop(sub.name, None)
+        if handled:
+            await self._advance(sub.name, events[handled - 1]["nexusposition"])
+        if failure is not None and not dead:
+            await asyncio.sleep(min(0.05 * 2 ** self._failures[sub.name][1], 5.0))
+            return True
+        return len(rows) == BATCH
+
+    async def _advance(self, consumer: str, position: int) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE kernel_event_cursor SET position = ?, updated_at = ? WHERE consumer = ? AND position < ?",
+                [position, self.db.ts(utcnow()), consumer, position])
+
+    async def _deliver_prefix(self, sub: Subscriber,
+                              events: list[dict[str, Any]]) -> tuple[int, BaseException | None]:
+        """Deliver `events` to `sub`: (how many, from the start, are handled; the failure that stopped it)."""
         try:
-            await self._deliver_batch(events)
-            done = list(batch)
+            await self._deliver(sub, [e for e in events if sub.matches(e["type"])])
+            return len(events), None
         except _HandlerFailed as f:
             failed_at = next(i for i, e in enumerate(events) if e["id"] == f.event_id)
-            failure = f.error
+            failure: BaseException = f.error
+        # The failure rolled back the events before it too: deliver them again, one by one.
+        for i, ev in enumerate(events[:failed_at]):
+            if not sub.matches(ev["type"]):
+                continue
             try:
-                # The failure rolled back the events before it too: deliver them again.
-                await self._deliver_batch(events[:failed_at])
-                done = list(batch[:failed_at])
+                await self._deliver(sub, [ev])
             except _HandlerFailed as f2:
-                failed_at = next(i for i, e in enumerate(events) if e["id"] == f2.event_id)
-                failure = f2.error
-                for row, event in zip(batch[:failed_at], events[:failed_at], strict=True):
-                    await self._deliver_batch([event])
-                    done.append(row)
-        if failed_at is not None and failure is not None:
-            row = batch[failed_at]
-            attempts = (row["attempts"] or 0) + 1
-            is_dead = attempts >= MAX_ATTEMPTS
-            log.warning("event delivery failed", extra={"fields": {
-                "event": row["id"], "type": row["type"], "attempts": attempts, "dead": is_dead,
-                "error": str(failure)[:300]}})
-            row["error"] = f"{type(failure).__name__}: {failure}"[:2000]
-            row["attempts"] = attempts
-            if is_dead:
-                dead.append(row)
-            else:
-                async with db.transaction() as conn:
-                    await conn.execute("UPDATE kernel_outbox SET attempts = ?, error = ? WHERE id = ?",
-                                       [attempts, row["error"], row["id"]])
-                await asyncio.sleep(min(0.05 * 2 ** attempts, 5.0))
-                # the stream is held here: later events (of the same record) must wait
-        finished = sorted(done + dead, key=lambda r: r["id"])
-        if finished and self.nats_url:
-            # Acknowledged by JetStream before it is marked dispatched; raises RelayUnavailable.
-            ids = {r["id"] for r in finished}
-            await self._relay([e for e in events if e["id"] in ids])
-        if finished:
-            now = db.ts(utcnow())
-            async with db.transaction() as conn:
-                top = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM kernel_outbox") or 0)
-                plain: list[tuple[Any, ...]] = []
-                for row in finished:
-                    if row["position"] is None:
-                        top += 1
-                        row["position"] = top
-                    if "error" in row:
-                        await conn.execute(
-                            "UPDATE kernel_outbox SET position = ?, dispatched_at = ?, attempts = ?, error = ?"
-                            " WHERE id = ?", [row["position"], now, row["attempts"], row["error"], row["id"]])
-                    else:
-                        plain.append((row["position"], now, row["id"]))
-                if plain:  # one pipelined statement for the batch, not a round trip per event
-                    await conn.executemany("UPDATE kernel_outbox SET position = ?, dispatched_at = ? WHERE id = ?",
-                                           plain)
-            self.wake_tail()
-        return len(rows) == BATCH and len(finished) == len(batch)
+                return i, f2.error
+        return failed_at, failure
 
-    async def _deliver_batch(self, events: list[dict[str, Any]]) -> None:
-        for sub in self.subscribers:
-            by_org: dict[str, list[dict[str, Any]]] = {}
-            for ev in events:
-                if sub.matches(ev["type"]):
-                    by_org.setdefault(ev["nexusorgid"], []).append(ev)
-            for org_id, evs in by_org.items():
-                async with UnitOfWork(self.db, system_context(org_id)) as uow:
-                    ids = [e["id"] for e in evs]
-                    seen = {r[0] for r in await uow.conn.fetch(
-                        f"SELECT event_id FROM kernel_event_consumption WHERE consumer = ?"
-                        f" AND event_id IN ({','.join('?' * len(ids))})", [sub.name, *ids])}
-                    fresh = [e for e in evs if e["id"] not in seen]
-                    for ev in fresh:
-                        try:
-                            await sub.handler(uow, ev)
-                        except Exception as exc:
-                            raise _HandlerFailed(ev["id"], exc) from exc
-                    if fresh:
-                        await uow.conn.executemany(
-                            "INSERT INTO kernel_event_consumption (consumer, event_id, at) VALUES (?,?,?)",
-                            [(sub.name, e["id"], self.db.ts(uow.now)) for e in fresh])
+    async def settled(self) -> bool:
+        """True when every event is positioned and every consumer hosted here has read it all."""
+        async with self.db.reader() as conn:
+            if await conn.fetchval("SELECT count(*) FROM kernel_outbox WHERE dispatched_at IS NULL"):
+                return False
+            top = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM kernel_outbox") or 0)
+            names = [s.name for s in self.subscribers]
+            if not names:
+                return True
+            behind = await conn.fetchval(
+                f"SELECT count(*) FROM kernel_event_cursor WHERE position < ?"
+                f" AND consumer IN ({','.join('?' * len(names))})", [top, *names])
+            known = await conn.fetchval(
+                f"SELECT count(*) FROM kernel_event_cursor WHERE consumer IN ({','.join('?' * len(names))})", names)
+        return not behind and known == len(names)
+
+    async def _deliver(self, sub: Subscriber, events: list[dict[str, Any]]) -> None:
+        by_org: dict[str, list[dict[str, Any]]] = {}
+        for ev in events:
+            by_org.setdefault(ev["nexusorgid"], []).append(ev)
+        for org_id, evs in by_org.items():
+            async with UnitOfWork(self.db, system_context(org_id)) as uow:
+                ids = [e["id"] for e in evs]
+                seen = {r[0] for r in await uow.conn.fetch(
+                    f"SELECT event_id FROM kernel_event_consumption WHERE consumer = ?"
+                    f" AND event_id IN ({','.join('?' * len(ids))})", [sub.name, *ids])}
+                fresh = [e for e in evs if e["id"] not in seen]
+                for ev in fresh:
+                    try:
+                        await sub.handler(uow, ev)
+                    except Exception as exc:
+                        raise _HandlerFailed(ev["id"], exc) from exc
+                if fresh:
+                    await uow.conn.executemany(
+                        "INSERT INTO kernel_event_consumption (consumer, event_id, at) VALUES (?,?,?)",
+                        [(sub.name, e["id"], self.db.ts(uow.now)) for e in fresh])
 
     async def _relay(self, events: list[dict[str, Any]]) -> None:
         """Publish to JetStream in order, each acknowledged (PubAck) before the next; any

@@ -303,3 +303,12 @@ class BlobRef(Base):
         Index("ix_kernel_blob_ref_sha256", "sha256"),
         Index("ix_kernel_blob_ref_owner", "org_id", "app", "resource", "record_id"),
     )
+
+
+class EventCursor(Base):
+    """How far one event consumer (a subscriber name) has read the positioned event stream."""
+
+    __tablename__ = "kernel_event_cursor"
+    consumer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
