@@ -124,6 +124,8 @@ export interface AppMeta {
   catalog_number: number
   icon?: string | null
   description?: string
+  /** A kernel service (webhooks…), not an app of the catalog. */
+  platform?: boolean
   resources: ResourceMeta[]
 }
 

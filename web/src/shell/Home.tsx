@@ -45,7 +45,7 @@ export function Home() {
                     <div className="stack-sm" style={{ gap: 2, minWidth: 0 }}>
                       <span className="app-title">{a.title}</span>
                       <span className="app-desc">{a.description}</span>
-                      <span className="app-num">No. {a.catalog_number}</span>
+                      {a.platform ? null : <span className="app-num">No. {a.catalog_number}</span>}
                     </div>
                   </Link>
                 ))}

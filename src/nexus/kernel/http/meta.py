@@ -12,6 +12,7 @@ from nexus.kernel.http.routing import RouteDef
 from nexus.kernel.permissions import has_permission
 from nexus.kernel.resources import Resource, describe_fields
 
+_PLATFORM_DESCRIPTIONS = {"webhooks": "Send this organisation's events to other systems, signed and retried."}
 VERBS = ("read", "create", "update", "delete", "export", "import")
 
 
@@ -66,7 +67,8 @@ async def meta(req: Request) -> Response:
                 platform.setdefault(app_name, []).append(d)
     for app_name, resources in sorted(platform.items()):
         apps.append({"name": app_name, "title": app_name.replace("-", " ").title(), "category": "Platform",
-                     "port": None, "catalog_number": 1000, "icon": "plug", "description": "",
+                     "port": None, "catalog_number": 1000, "icon": "plug",
+                     "description": _PLATFORM_DESCRIPTIONS.get(app_name, ""),
                      "resources": resources, "platform": True})
     return json_response({"apps": apps, "user": {"id": p.user_id, "org_id": p.org_id, "roles": list(p.roles)}})
 
