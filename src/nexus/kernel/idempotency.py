@@ -109,13 +109,13 @@ async def _run_keyed(db: Database, ctx: Context, key: str, method: str, path: st
 
 def _seal(db: Database, body: bytes) -> bytes:
     """Stored responses can hold what is shown once (a new API key): kept encrypted at rest."""
-    box = getattr(db, "secret_box", None)
+    box = db.secret_box
     return box.seal(body.decode()).encode() if box is not None else body
 
 
 def _open(db: Database, stored: Any) -> bytes:
     raw = bytes(stored)
-    box = getattr(db, "secret_box", None)
+    box = db.secret_box
     if box is not None and raw.startswith(b"gAAAA"):
         return box.open(raw.decode()).encode()  # type: ignore[no-any-return]
     return raw

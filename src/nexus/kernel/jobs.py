@@ -49,7 +49,7 @@ from nexus.kernel.ids import new_id
 from nexus.kernel.jsonutil import dumps, loads, utcnow
 from nexus.kernel.models import Job
 from nexus.kernel.permissions import require
-from nexus.kernel.query import cursor_values, keyset_clause, order_by, parse_list_query
+from nexus.kernel.query import fetch_page
 from nexus.kernel.records import TableSpec, UnitOfWork
 
 if TYPE_CHECKING:
@@ -704,24 +704,9 @@ async def list_jobs(req: Request) -> Response:
     p = await nx.principal(req)
     require(p, "jobs.queue.read")
     params = query_params(req)
-    lq = parse_list_query(nx.db, JOB, params, filters=FILTERS, sorts=SORTS, search=(), default_sort="-created_at",
-                          cursors=nx.cursors)
-    sql = f"SELECT {JOB.select_list} FROM kernel_job WHERE org_id = ?"
-    args: list[Any] = [p.org_id, *lq.params]
-    for w in lq.where:
-        sql += " AND " + w
-    if lq.after is not None:
-        clause, cargs = keyset_clause(JOB, lq.sort, lq.after)
-        sql += " AND " + clause
-        args += cargs
-    sql += " ORDER BY " + order_by(lq.sort) + " LIMIT ?"
-    args.append(lq.limit + 1)
-    async with nx.db.reader() as conn:
-        rows = await conn.fetch(sql, args)
-    items = [JOB.to_output(nx.db.dialect, r) for r in rows[: lq.limit]]
-    nxt = nx.cursors.encode(lq.fingerprint, cursor_values(items[-1], lq.sort)) if len(rows) > lq.limit else None
-    return Response(dumps({"items": items, "next_cursor": nxt}), media_type="application/json")
-
+    page = await fetch_page(nx.db, nx.cursors, JOB, p.org_id, params, filters=FILTERS, sorts=SORTS,
+                            default_sort="-created_at")
+    return Response(dumps(page), media_type="application/json")
 
 async def get_job(req: Request) -> Response:
     nx: Nexus = req.scope["nexus"]

@@ -273,3 +273,27 @@ def cursor_values(row: dict[str, Any], sort: list[tuple[str, bool]]) -> list[Any
 def problem_if_too_many(count: int, limit: int, what: str) -> None:
     if count > limit:
         raise Problem(413, f"At most {limit} {what} per request.")
+
+
+async def fetch_page(db: Database, cursors: CursorCodec, spec: TableSpec, org_id: str,
+                     params: Mapping[str, list[str]], *, filters: tuple[str, ...], sorts: tuple[str, ...],
+                     default_sort: str) -> dict[str, Any]:
+    """One page of an org's rows of a kernel table ({"items", "next_cursor"}), with the same
+    typed filters, sorting and signed keyset cursors as the declared resources."""
+    lq = parse_list_query(db, spec, params, filters=filters, sorts=sorts, search=(),
+                          default_sort=default_sort, cursors=cursors)
+    sql = f"SELECT {spec.select_list} FROM {spec.name} WHERE org_id = ?"
+    args: list[Any] = [org_id, *lq.params]
+    for w in lq.where:
+        sql += " AND " + w
+    if lq.after is not None:
+        clause, cargs = keyset_clause(spec, lq.sort, lq.after)
+        sql += " AND " + clause
+        args += cargs
+    sql += " ORDER BY " + order_by(lq.sort) + " LIMIT ?"
+    args.append(lq.limit + 1)
+    async with db.reader() as conn:
+        rows = await conn.fetch(sql, args)
+    items = [spec.to_output(db.dialect, r) for r in rows[: lq.limit]]
+    nxt = cursors.encode(lq.fingerprint, cursor_values(items[-1], lq.sort)) if len(rows) > lq.limit else None
+    return {"items": items, "next_cursor": nxt}

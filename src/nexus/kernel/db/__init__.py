@@ -8,6 +8,7 @@ SQL is written with `?` placeholders and rewritten to `$n` for PostgreSQL once.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import itertools
@@ -49,24 +50,33 @@ def to_pg(sql: str) -> str:
     return out
 
 
-class Database:
-    """Base: dialect-specific value adapters shared by both back ends."""
+class Database(abc.ABC):
+    """What both back ends offer: value adapters for their driver, and connections."""
 
     dialect: str
+    # Seals responses kept at rest (idempotency replays); set by the runtime from NEXUS_SECRET_KEY.
+    secret_box: Any = None
 
+    @abc.abstractmethod
     def ts(self, value: datetime | None) -> Any:
-        raise NotImplementedError
+        """A datetime as the driver's parameter for a timestamp column."""
 
+    @abc.abstractmethod
     def json(self, value: Any) -> Any:
-        raise NotImplementedError
+        """A JSON value as the driver's parameter for a JSON column."""
 
     def read_ts(self, value: Any) -> datetime | None:
         if value is None or isinstance(value, datetime):
             return value
         return parse_dt(value)
 
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect (idempotent); raises ConfigError with a safe message when it cannot."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release every connection."""
 
     def events_committed(self) -> None:
         """Called after a commit that wrote outbox events: wakes the dispatcher at once."""
@@ -80,11 +90,13 @@ class Database:
             listeners = self.__dict__["_commit_listeners"] = []
         return listeners
 
+    @abc.abstractmethod
     def reader(self) -> contextlib.AbstractAsyncContextManager[Conn]:
-        raise NotImplementedError
+        """A connection for reads (committed data)."""
 
+    @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Conn]:
-        raise NotImplementedError
+        """A connection inside one write transaction, committed on a clean exit."""
 
     async def ping(self) -> None:
         async with self.reader() as conn:

@@ -65,7 +65,7 @@ class Nexus:
     def __init__(self, settings: Settings, apps: list[str] | None = None, *, run_background: bool = True) -> None:
         self.settings = settings
         self.db: Database = create_database(settings)
-        self.db.secret_box = SecretBox(settings.secret_key, "stored-responses")  # type: ignore[attr-defined]
+        self.db.secret_box = SecretBox(settings.secret_key, "stored-responses")
         self.auth = Authenticator(settings.secret_key, settings.access_token_ttl)
         self.cursors = CursorCodec(settings.secret_key)
         self.run_background = run_background

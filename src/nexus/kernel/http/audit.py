@@ -15,7 +15,7 @@ from nexus.kernel.http.routing import RouteDef
 from nexus.kernel.jsonutil import dumps
 from nexus.kernel.models import AuditEntry
 from nexus.kernel.permissions import has_permission, require
-from nexus.kernel.query import cursor_values, keyset_clause, order_by, parse_list_query
+from nexus.kernel.query import fetch_page
 from nexus.kernel.records import TableSpec
 
 if TYPE_CHECKING:
@@ -34,23 +34,8 @@ async def list_audit(req: Request) -> Response:
     record_scoped = all(one.values()) and has_permission(p, f"{one['app']}.{one['resource']}.read")
     if not record_scoped:
         require(p, "audit.trail.read")
-    lq = parse_list_query(nx.db, AUDIT, params, filters=FILTERS, sorts=("at",), search=(),
-                          default_sort="-at", cursors=nx.cursors)
-    sql = f"SELECT {AUDIT.select_list} FROM kernel_audit WHERE org_id = ?"
-    args = [p.org_id, *lq.params]
-    for w in lq.where:
-        sql += " AND " + w
-    if lq.after is not None:
-        clause, cargs = keyset_clause(AUDIT, lq.sort, lq.after)
-        sql += " AND " + clause
-        args += cargs
-    sql += " ORDER BY " + order_by(lq.sort) + " LIMIT ?"
-    args.append(lq.limit + 1)
-    async with nx.db.reader() as conn:
-        rows = await conn.fetch(sql, args)
-    items = [AUDIT.to_output(nx.db.dialect, r) for r in rows[: lq.limit]]
-    nxt = nx.cursors.encode(lq.fingerprint, cursor_values(items[-1], lq.sort)) if len(rows) > lq.limit else None
-    return Response(dumps({"items": items, "next_cursor": nxt}), media_type="application/json")
-
+    page = await fetch_page(nx.db, nx.cursors, AUDIT, p.org_id, params, filters=FILTERS, sorts=("at",),
+                            default_sort="-at")
+    return Response(dumps(page), media_type="application/json")
 
 ROUTES = [RouteDef("GET", "/api/v1/audit", list_audit, tags=("audit",), summary="The audit trail")]
