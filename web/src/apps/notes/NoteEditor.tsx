@@ -328,7 +328,12 @@ function ShareDialog({ note, onClose, onShared, action }: { note: Note; onClose:
         {error && <Alert kind="error">{error}</Alert>}
         <div className="share-row">
           <FieldShell label="Colleague" htmlFor="share-user">
-            {users && users.length > 0 ? (
+            {users === null ? (
+              // A disabled select while the directory loads, so the control never swaps type under the user.
+              <select id="share-user" className="select" disabled value="">
+                <option value="">Loading colleagues…</option>
+              </select>
+            ) : users.length > 0 ? (
               <select id="share-user" className="select" value={userId} onChange={(e) => setUserId(e.target.value)}>
                 <option value="">Choose…</option>
                 {users.map((u) => (
