@@ -243,7 +243,7 @@ def parse_response(ep: Endpoints, pair: KeyPair, idp: dict[str, Any], saml_respo
         except Exception as exc:  # pysaml2 raises many unrelated types; each one is a refusal
             raise ValueError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
     if resp is None or resp.assertion is None:
-        raise ValueError("the response holds no valid assertion")
+        raise ValueError("the response holds no valid assertion for this service (destination, status)")
     a = resp.assertion
     if resp.in_response_to and resp.in_response_to not in outstanding:
         raise ValueError("the response answers a request this service did not make")
