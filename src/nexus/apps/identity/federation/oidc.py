@@ -112,7 +112,7 @@ async def redeem_code(idp: dict[str, Any], client_secret: str | None, redirect_u
     try:
         async with AsyncOAuth2Client(client_id=idp["client_id"], client_secret=client_secret,
                                      redirect_uri=redirect_uri, code_challenge_method="S256",
-                                     token_endpoint_auth_method=auth_method, timeout=TIMEOUT) as client:
+                                     token_endpoint_auth_method=auth_method, timeout=10.0) as client:
             token = await client.fetch_token(doc["token_endpoint"], grant_type="authorization_code", code=code,
                                              code_verifier=flow["code_verifier"])
     except httpx.HTTPError as exc:
