@@ -350,8 +350,9 @@ async def oidc_callback(req: Request) -> Response:
         cookie = req.cookies.get(BINDING_COOKIE) or ""
         if not secrets.compare_digest(hashlib.sha256(cookie.encode()).hexdigest(), pending["binding"]):
             raise FederationError("This sign-in was started in another browser.", "browser_mismatch")
-        if q.get("error"):
-            raise FederationError(f"The identity provider refused: {q.get('error')[:100]}", "idp_error")
+        error = q.get("error")
+        if error:
+            raise FederationError(f"The identity provider refused: {error[:100]}", "idp_error")
         code = q.get("code")
         if not code or len(code) > 2000:
             raise FederationError("The identity provider sent no code.", "no_code")
