@@ -503,7 +503,9 @@ export function FederationPage() {
           { id: 'saml', label: 'SAML', icon: 'link' },
         ]}
       />
-      {tab === 'providers' ? <ProvidersTab org={org} /> : <SamlTab org={org} />}
+      <div role="tabpanel" aria-labelledby={`tab-${tab}`}>
+        {tab === 'providers' ? <ProvidersTab org={org} /> : <SamlTab org={org} />}
+      </div>
     </div>
   )
 }
