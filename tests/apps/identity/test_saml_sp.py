@@ -238,3 +238,26 @@ async def test_disabled_or_unknown_connection(nx: Nexus, saml: Setup) -> None:
                                      email="x@x.test")
         await refused(nx, saml, await post(b, saml, xml, relay), "unknown_issuer")
         assert (await b.get(f"{saml.prefix}/okta/login")).status_code == 404
+
+
+async def test_deleted_account_is_refused_not_recreated(nx: Nexus, saml: Setup) -> None:
+    email = f"gone-{secrets.token_hex(3)}@x.test"
+    async with browser(nx) as b:
+        req_id, relay, _ = await start(b, saml)
+        xml = saml.peer.response_xml(in_response_to=req_id, destination=saml.acs, sp_entity_id=saml.sp_entity,
+                                     email=email)
+        assert (await post(b, saml, xml, relay)).status_code == 303
+        user_id = (await b.get("/api/v1/identity/me")).json()["id"]
+    assert (await saml.owner.delete(f"/api/v1/identity/users/{user_id}")).status_code == 204
+    async with browser(nx) as b:
+        req_id, relay, _ = await start(b, saml)
+        xml = saml.peer.response_xml(in_response_to=req_id, destination=saml.acs, sp_entity_id=saml.sp_entity,
+                                     email=email)
+        await refused(nx, saml, await post(b, saml, xml, relay), "deleted")
+    assert (await saml.owner.post(f"/api/v1/identity/users/{user_id}/restore")).status_code == 200
+    async with browser(nx) as b:  # restored: the same account again, linked anew
+        req_id, relay, _ = await start(b, saml)
+        xml = saml.peer.response_xml(in_response_to=req_id, destination=saml.acs, sp_entity_id=saml.sp_entity,
+                                     email=email)
+        assert (await post(b, saml, xml, relay)).status_code == 303
+        assert (await b.get("/api/v1/identity/me")).json()["id"] == user_id

@@ -211,11 +211,17 @@ async def provision(nx: Any, idp: dict[str, Any], subject: str, email: str | Non
         user_id = await uow.conn.fetchval(
             "SELECT user_id FROM identity_fed_link WHERE idp_id = ? AND subject = ?", [idp["id"], subject[:255]])
         user = await uow.get(identity.USER, user_id) if user_id else None
+        if user_id and user is None:
+            # The linked user was deleted: the subject is free to be linked again (or refused).
+            await uow.conn.execute("DELETE FROM identity_fed_link WHERE idp_id = ? AND subject = ?",
+                                   [idp["id"], subject[:255]])
         if user is None:
             if not email:
                 raise FederationError("The identity provider sent no email address.", "no_email")
             email = email.lower()
-            found = await uow.find(identity.USER, {"email": email})
+            found = await uow.find(identity.USER, {"email": email}, include_deleted=True)
+            if found and found[0]["deleted_at"] is not None:
+                raise FederationError("This account was deleted; an administrator can restore it.", "deleted", 403)
             if found:
                 if not email_trusted:
                     raise FederationError("The identity provider has not verified this email address.",
