@@ -172,6 +172,16 @@ async def test_wrong_destination_and_recipient_are_refused(nx: Nexus, saml: Setu
         await no_session(b)
 
 
+async def test_response_addressed_elsewhere_is_refused(nx: Nexus, saml: Setup) -> None:
+    """Only the (unsigned) envelope's Destination is wrong; the signed assertion is intact."""
+    async with browser(nx) as b:
+        xml, relay = await valid_response(b, saml, saml.owner.email)
+        moved = xml.replace(f'Destination="{saml.acs}"', 'Destination="https://evil.test/acs"', 1)
+        assert moved != xml and f'Recipient="{saml.acs}"' in moved
+        await refused(nx, saml, await post(b, saml, moved, relay), "invalid_response")
+        await no_session(b)
+
+
 async def test_expired_assertion_is_refused(nx: Nexus, saml: Setup) -> None:
     old = saml.peer.expired()
     async with browser(nx) as b:
