@@ -180,3 +180,20 @@ async def test_sp_registration_validation(idp: IdP) -> None:
         await sign_in_browser(b, o.email, o.org_slug)
         r = await b.get(url.removeprefix("http://nexus.test"))
         assert r.status_code == 400 and r.json()["reason"] == "unknown_sp"
+
+
+async def test_the_post_page_is_locked_down_and_acs_must_be_a_web_address(nx: Nexus, idp: IdP) -> None:
+    _req_id, url = idp.sp.login_url(idp.entity, relay_state='"><script>alert(1)</script>')
+    async with browser(nx) as b:
+        await sign_in_browser(b, idp.owner.email, idp.owner.org_slug)
+        r = await b.get(url.removeprefix("http://nexus.test"))
+    assert r.status_code == 200
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "form-action https://wiki.example.test" in csp
+    nonce = re.search(r"script-src 'nonce-([^']+)'", csp).group(1)  # type: ignore[union-attr]
+    assert f'<script nonce="{nonce}">' in r.text and "<script>alert(1)" not in r.text
+    assert posted_form(r.text)["RelayState"] == '"><script>alert(1)</script>'
+    evil = idp.sp.metadata().replace(idp.sp.acs, "javascript:alert(document.cookie)")
+    evil = evil.replace(SP_ENTITY, "https://evil.example.test/md")
+    r = await idp.owner.post("/api/v1/identity/saml-sps", json={"name": "Evil", "metadata_xml": evil})
+    assert r.status_code == 422 and "http(s) URL" in r.json()["errors"][0]["detail"]

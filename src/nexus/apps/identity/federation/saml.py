@@ -12,6 +12,7 @@ import binascii
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
@@ -131,6 +132,10 @@ def parse_sp_metadata(xml: str) -> dict[str, str]:
             break
     if not acs:
         raise ValueError("The SP metadata needs an AssertionConsumerService with the HTTP-POST binding")
+    # The browser posts assertions there from a NEXUS page: only a web address may be one.
+    parts = urlsplit(acs)
+    if parts.scheme not in ("https", "http") or not parts.netloc or any(c in acs for c in "\"'<> "):
+        raise ValueError("The SP's AssertionConsumerService Location must be an http(s) URL")
     return {"entity_id": str(root.get("entityID")), "acs_url": acs}
 
 
@@ -317,9 +322,9 @@ def read_authn_request(ep: Endpoints, pair: KeyPair, sp_metadata_xml: list[str],
     return AuthnRequestInfo(str(req.message.id), str(args["sp_entity_id"]), str(args["destination"]))
 
 
-def authn_response_form(ep: Endpoints, pair: KeyPair, sp_metadata_xml: list[str], req: AuthnRequestInfo,
-                        relay_state: str | None, user: dict[str, Any]) -> str:
-    """An HTML page that posts a signed response (and signed assertion) to the SP's ACS."""
+def authn_response(ep: Endpoints, pair: KeyPair, sp_metadata_xml: list[str], req: AuthnRequestInfo,
+                   user: dict[str, Any]) -> str:
+    """A signed response with a signed assertion for the SP, base64-encoded (HTTP-POST binding)."""
     with key_files(pair) as (key, cert):
         server = Server(config=_idp_config(ep, key, cert, sp_metadata_xml))
         identity = {"email": [user["email"]], "name": [user["name"]], "roles": list(user["roles"])}
@@ -328,5 +333,18 @@ def authn_response_form(ep: Endpoints, pair: KeyPair, sp_metadata_xml: list[str]
             userid=user["id"], name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=user["email"]),
             authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
             sign_response=True, sign_assertion=True)
-        http = server.apply_binding(BINDING_HTTP_POST, str(resp), req.acs_url, relay_state or "", response=True)
-    return str(http["data"])
+    return base64.b64encode(str(resp).encode()).decode()
+
+
+def post_form_page(action: str, fields: dict[str, str], nonce: str) -> str:
+    """The page that carries a SAML message to the other side (HTTP-POST binding): every value
+    escaped, submitted by a script the page's CSP admits by nonce, or by hand without script."""
+    from html import escape
+
+    inputs = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}"/>' for k, v in fields.items())
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Signing you in…</title></head><body>'
+        f'<form action="{escape(action)}" method="post">{inputs}'
+        "<noscript><p>Continue to finish signing in.</p><button type=\"submit\">Continue</button></noscript></form>"
+        f'<script nonce="{escape(nonce)}">document.forms[0].submit()</script></body></html>'
+    )
