@@ -140,3 +140,46 @@ class PeerSP:
 
     def close(self) -> None:
         self.keys.close()
+
+
+class LoopbackServer:
+    """An ASGI app served on a free loopback port in a thread (uvicorn), for browser tests
+    whose other side must be reachable over HTTP."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._server: Any = None
+        self._thread: Any = None
+
+    def start(self, app: Any) -> None:
+        import threading
+        import time
+
+        import uvicorn
+
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._sock.close()
+
+
+def auto_post_page(action: str, fields: dict[str, str]) -> str:
+    from html import escape
+
+    inputs = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}"/>' for k, v in fields.items())
+    return (f'<!DOCTYPE html><html><body onload="document.forms[0].submit()">'
+            f'<form method="post" action="{escape(action)}">{inputs}</form></body></html>')
