@@ -33,6 +33,7 @@ class OidcPeer:
         self.user: dict[str, Any] = {}
         self.id_token_overrides: dict[str, Any] = {}
         self.sign_with_foreign_key = False
+        self.discovery_overrides: dict[str, Any] = {}
         self.codes: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
         self.token_requests: list[dict[str, str]] = []
@@ -72,6 +73,7 @@ class OidcPeer:
             "response_types_supported": ["code"], "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"], "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+            **self.discovery_overrides,
         })
 
     async def authorize(self, req: Request) -> Response:

@@ -230,3 +230,18 @@ async def test_idp_error_and_unknown_provider(nx: Nexus, fed: Fed) -> None:
         await refused(nx, fed, r, "idp_error")
         assert (await b.get(f"/api/v1/identity/federation/{fed.owner.org_slug}/oidc/nope/login")).status_code == 404
         assert (await b.get("/api/v1/identity/federation/no-such-org/oidc/acme/login")).status_code == 404
+
+
+async def test_discovery_naming_another_issuer_or_clear_text_endpoints_is_refused(nx: Nexus, fed: Fed) -> None:
+    from nexus.apps.identity.federation import oidc
+
+    oidc._discovery.clear()
+    for override, reason in (({"issuer": "https://impostor.test"}, "issuer_mismatch"),
+                             ({"token_endpoint": "http://idp.example.com/token"}, "idp_misconfigured")):
+        fed.peer.discovery_overrides = override
+        async with browser(nx) as b:
+            r = await b.get(f"{fed.prefix}/login")
+            assert r.status_code == 502 and r.json()["reason"] == reason, r.text
+            assert "set-cookie" not in r.headers
+    fed.peer.discovery_overrides = {}
+    oidc._discovery.clear()

@@ -30,11 +30,11 @@ class OidcError(ValueError):
         self.reason = reason
 
 
-def check_issuer_url(url: str) -> None:
+def check_issuer_url(url: str, *, query: bool = False) -> None:
     """https only, except on the loopback (a development IdP); no credentials or fragments."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.username or parts.password or parts.fragment or parts.query:
+    if parts.username or parts.password or parts.fragment or (parts.query and not query):
         raise ValueError("must be a plain URL without credentials, query or fragment")
     if parts.scheme == "https":
         return
@@ -75,6 +75,11 @@ async def discover(issuer: str) -> dict[str, Any]:
     for k in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
         if not isinstance(doc.get(k), str):
             raise OidcError(f"The identity provider's discovery document has no {k}.", "idp_misconfigured")
+        try:
+            # The same rule as for the issuer: codes and secrets never travel in clear text.
+            check_issuer_url(doc[k], query=True)
+        except ValueError as exc:
+            raise OidcError(f"The identity provider's {k} {exc}.", "idp_misconfigured") from None
     _discovery[issuer] = (time.monotonic() + _CACHE_TTL, doc)
     return doc
 
@@ -108,7 +113,13 @@ async def redeem_code(idp: dict[str, Any], client_secret: str | None, redirect_u
     """Exchange the code (with the PKCE verifier) and return the verified ID token claims,
     completed from userinfo when the ID token lacks the email."""
     doc = await discover(idp["issuer"])
-    auth_method = "client_secret_basic" if client_secret else "none"
+    methods = doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+    if not client_secret:
+        auth_method = "none"  # a public client: PKCE alone binds the code to us
+    elif "client_secret_basic" in methods:
+        auth_method = "client_secret_basic"
+    else:
+        auth_method = "client_secret_post"
     try:
         async with AsyncOAuth2Client(client_id=idp["client_id"], client_secret=client_secret,
                                      redirect_uri=redirect_uri, code_challenge_method="S256",
