@@ -113,7 +113,8 @@ async def test_secret_is_stored_encrypted_and_never_returned(nx: Nexus, fed: Fed
         sealed = await conn.fetchval("SELECT client_secret_sealed FROM identity_fed_idp WHERE id = ?", [fed.idp["id"]])
     assert sealed and fed.peer.client_secret not in sealed
     audit = await audit_rows(nx, fed.owner.org_id, resource="identity-providers")
-    assert fed.peer.client_secret not in str(audit)
+    assert audit and fed.peer.client_secret not in str(audit) and sealed not in str(audit)
+    assert all("client_secret_sealed" not in (row["after"] or {}) for row in audit)
     # public discovery names the provider for the sign-in page, and nothing else
     r = await fed.owner.client.get(f"/api/v1/identity/federation/{fed.owner.org_slug}/providers")
     assert r.json()["items"] == [{"slug": "acme", "name": "Acme SSO", "protocol": "oidc",

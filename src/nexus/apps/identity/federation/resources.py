@@ -63,6 +63,12 @@ class IdentityProviderService(RecordService):
             for f in ("saml_entity_id", "saml_sso_url", "saml_certificate"):
                 if not merged.get(f):
                     errors.append({"pointer": f"/{f}", "detail": "required for SAML (or paste the IdP metadata)"})
+            if merged.get("saml_entity_id"):
+                # Responses are matched to their connection by issuer: one connection per IdP.
+                for other in await uow.find(self.spec, {"saml_entity_id": merged["saml_entity_id"]}):
+                    if other["id"] != merged.get("id"):
+                        errors.append({"pointer": "/saml_entity_id",
+                                       "detail": f"the connection {other['slug']!r} already trusts this IdP"})
             if out.get("saml_certificate") and not out.get("saml_metadata_xml"):
                 try:
                     out["saml_certificate"] = normalise_certificate(out["saml_certificate"])
