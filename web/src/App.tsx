@@ -5,7 +5,7 @@ import { SessionContext, type Session } from './lib/context'
 import type { Meta } from './lib/meta'
 import { Button, Loading, ToastProvider } from './components/ui'
 import { Icon } from './components/Icon'
-import { SignIn } from './shell/SignIn'
+import { SignIn, continuation } from './shell/SignIn'
 import { Shell } from './shell/Shell'
 
 type State =
@@ -26,7 +26,14 @@ export function App() {
 
   const boot = useCallback(async () => {
     try {
-      setState(await loadSession())
+      const next = await loadSession()
+      // Already signed in when a server flow (SAML single sign-on) sent us to the sign-in page: go on.
+      const onward = next.status === 'ready' && window.location.pathname === '/signin' ? continuation() : null
+      if (onward) {
+        window.location.assign(onward)
+        return
+      }
+      setState(next)
     } catch (err) {
       const message = err instanceof ApiError ? err.message : 'Something went wrong while starting.'
       setState({ status: 'offline', message })

@@ -7,6 +7,7 @@ import { findResource } from '../lib/meta'
 import { navigate, useLocation } from '../lib/router'
 import { ApiKeysPage } from './ApiKeys'
 import { AuditPage } from './Audit'
+import { FederationPage } from './Federation'
 import { RolesPage } from './Roles'
 import { UsersPage } from './Users'
 
@@ -18,6 +19,7 @@ export default function AdminApp() {
     findResource(meta, 'identity', 'roles') && 'roles',
     findResource(meta, 'identity', 'api-keys') && 'api-keys',
     hasExplicitPermission(me, 'audit.trail.read') && 'audit',
+    findResource(meta, 'identity', 'identity-providers') && 'sso',
   ].filter(Boolean) as string[]
   const current = path.split('/')[2] ?? ''
   useEffect(() => {
@@ -29,7 +31,8 @@ export default function AdminApp() {
       {current === 'roles' && <RolesPage />}
       {current === 'api-keys' && <ApiKeysPage />}
       {current === 'audit' && <AuditPage />}
-      {!['users', 'roles', 'api-keys', 'audit'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
+      {current === 'sso' && <FederationPage />}
+      {!['users', 'roles', 'api-keys', 'audit', 'sso'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
     </div>
   )
 }

@@ -87,6 +87,7 @@ function Sidebar({ open, onNavigate }: { open: boolean; onNavigate: () => void }
     can('roles') && { to: '/admin/roles', label: 'Roles', icon: 'shield' },
     can('api-keys') && { to: '/admin/api-keys', label: 'API keys', icon: 'key' },
     hasExplicitPermission(me, 'audit.trail.read') && { to: '/admin/audit', label: 'Audit log', icon: 'activity' },
+    can('identity-providers') && { to: '/admin/sso', label: 'Single sign-on', icon: 'link' },
   ].filter(Boolean) as { to: string; label: string; icon: string }[]
 
   return (

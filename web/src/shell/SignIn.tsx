@@ -1,15 +1,53 @@
-import { useState, type FormEvent } from 'react'
-import { ApiError } from '../lib/api'
+import { useEffect, useState, type FormEvent } from 'react'
+import { ApiError, api } from '../lib/api'
 import { signIn, type Me } from '../lib/auth'
 import { useDocumentTitle } from '../lib/hooks'
 import { Alert, Button, FieldShell } from '../components/ui'
 
+/** An external identity provider an organisation offers ("Sign in with <name>"). */
+export interface Provider {
+  slug: string
+  name: string
+  protocol: 'saml' | 'oidc'
+  login_url: string
+}
+
+/** Where to go after signing in, when a sign-in was asked for by a server flow (SAML single
+ * sign-on to another application): a path on this site only, never another origin. */
+export function continuation(search: string = window.location.search): string | null {
+  const next = new URLSearchParams(search).get('next')
+  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return null
+  return next
+}
+
+function useProviders(org: string): Provider[] {
+  const [providers, setProviders] = useState<Provider[]>([])
+  useEffect(() => {
+    if (!/^[a-z0-9][a-z0-9-]{1,63}$/.test(org)) {
+      setProviders([])
+      return
+    }
+    let live = true
+    api
+      .get<{ items: Provider[] }>(`/api/v1/identity/federation/${org}/providers`)
+      .then((p) => live && setProviders(p.items))
+      .catch(() => live && setProviders([]))
+    return () => {
+      live = false
+    }
+  }, [org])
+  return providers
+}
+
 export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; notice?: string }) {
   useDocumentTitle('Sign in')
+  const initialOrg = new URLSearchParams(window.location.search).get('org') ?? ''
   const [email, setEmail] = useState('')
   const [password, setPassword] = useState('')
-  const [org, setOrg] = useState('')
-  const [showOrg, setShowOrg] = useState(false)
+  const [org, setOrg] = useState(initialOrg)
+  const [showOrg, setShowOrg] = useState(Boolean(initialOrg))
+  const [idpOrg, setIdpOrg] = useState(initialOrg)
+  const providers = useProviders(idpOrg)
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | null>(null)
 
@@ -22,7 +60,10 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
     setBusy(true)
     setError(null)
     try {
-      onSignedIn(await signIn(email, password, showOrg ? org : undefined))
+      const me = await signIn(email, password, showOrg ? org : undefined)
+      const next = continuation()
+      if (next) window.location.assign(next)
+      else onSignedIn(me)
     } catch (err) {
       const msg = err instanceof ApiError ? err.message : 'Sign-in failed. Please try again.'
       if (err instanceof ApiError && /organisation/i.test(msg)) setShowOrg(true)
@@ -89,6 +130,7 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
                 autoComplete="organization"
                 value={org}
                 onChange={(e) => setOrg(e.target.value)}
+                onBlur={() => setIdpOrg(org.trim().toLowerCase())}
               />
             </FieldShell>
           ) : (
@@ -99,6 +141,22 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
           <Button type="submit" variant="primary" busy={busy}>
             Sign in
           </Button>
+          {providers.length > 0 && (
+            <div className="stack-sm" aria-label="Other ways to sign in" role="group">
+              <p className="muted small" style={{ textAlign: 'center' }}>
+                or
+              </p>
+              {providers.map((p) => (
+                <a
+                  key={p.slug}
+                  className="btn btn-secondary btn-md"
+                  href={`${p.login_url}?next=${encodeURIComponent(continuation() ?? window.location.pathname)}`}
+                >
+                  <span>Sign in with {p.name}</span>
+                </a>
+              ))}
+            </div>
+          )}
         </form>
       </section>
     </main>

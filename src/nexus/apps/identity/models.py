@@ -96,3 +96,12 @@ class ApiKey(Record, Base):
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+
+# Federation (SAML 2.0, external OIDC) keeps its tables in its own module.
+from .federation.models import (  # noqa: E402,F401
+    FederatedIdentity,
+    FederationState,
+    IdentityProvider,
+    SamlKey,
+    ServiceProvider,
+)

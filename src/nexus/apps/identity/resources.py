@@ -45,3 +45,8 @@ api_keys = Resource(
 )
 
 RESOURCES = [users, roles, api_keys]
+
+# IdP connections and SAML SP registrations (federation/).
+from .federation.resources import RESOURCES as _FEDERATION  # noqa: E402
+
+RESOURCES += _FEDERATION

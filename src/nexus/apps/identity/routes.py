@@ -161,3 +161,8 @@ ROUTES = [
 from . import session as _session  # noqa: E402
 
 ROUTES += _session.ROUTES
+
+# Sign-in with external identity providers (SAML 2.0, OIDC) and NEXUS as SAML IdP.
+from .federation import routes as _federation  # noqa: E402
+
+ROUTES += _federation.ROUTES
