@@ -148,7 +148,7 @@ async def confirm_totp(uow: UnitOfWork, nx: Any, user_id: str, factor_id: str, c
         raise Problem(409, "This authenticator is already confirmed.")
     had_factor = bool(await active_methods(uow.conn, uow.ctx.org_id, user_id))
     if await check_totp(uow, nx, user_id, code, factor_id=factor_id, confirming=True) is None:
-        uow.audit("identity", "mfa-factors", factor_id, "totp_confirm_failed", None, {"user_id": user_id})
+        # (the route audits the failure: this unit of work rolls back)
         raise Problem(422, "The code is wrong or expired; enter the code your app shows now.",
                       errors=[{"pointer": "/code", "detail": "wrong or expired code"}])
     await uow.conn.execute("UPDATE identity_mfa_factor SET confirmed_at = ? WHERE id = ?",
@@ -388,7 +388,7 @@ async def step_up(signin: SignIn, nx: Any, principal: Principal, body: dict[str,
             ch = await core.load_challenge(signin.db, token, "webauthn_stepup")
             if ch.user_id != user_id:
                 raise Problem(400, "This challenge belongs to someone else.")
-            ok = await passkeys.check_assertion(uow, nx, credential, ch.data["webauthn"], origin, user_id=user_id)
+            ok = await passkeys.check_assertion(uow, nx, credential, dict(ch.data), origin, user_id=user_id)
             if ok:
                 await core.consume(uow, ch)
         elif password:

@@ -105,9 +105,9 @@ async def register(uow: UnitOfWork, state: dict[str, Any], credential: Any, rp: 
             credential=text, expected_challenge=base64url_to_bytes(state["challenge"]), expected_rp_id=rp[1],
             expected_origin=rp[0], require_user_verification=False)
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
-        uow.audit("identity", "mfa-factors", None, "passkey_registration_refused", None,
-                  {"user_id": user_id, "reason": str(exc)[:200]})
-        raise Problem(400, f"The passkey could not be verified: {str(exc)[:200]}") from None
+        # The caller's unit of work rolls back on this Problem; the route audits the refusal.
+        raise Problem(400, f"The passkey could not be verified: {str(exc)[:200]}",
+                      type="passkey-refused") from None
     cred_id = bytes_to_base64url(verified.credential_id)
     if await uow.conn.fetchval("SELECT 1 FROM identity_mfa_factor WHERE credential_id = ?", [cred_id]):
         raise Problem(409, "This passkey is already registered.")

@@ -373,13 +373,21 @@ async def passkey_register(req: Request) -> Response:
         raise Problem(400, "This registration was started by someone else.")
     if not body.get("credential"):
         raise Problem(422, "credential is required.", errors=[{"pointer": "/credential", "detail": "required"}])
-    async with UnitOfWork(nx.db, _ctx(req, p)) as uow:
-        await core.consume(uow, ch)
-        had = [m for m in await mfa.active_methods(uow.conn, p.org_id, p.user_id) if m != "recovery_code"]
-        out = await passkeys.register(uow, ch.data, body["credential"], passkeys.relying_party(req), p.user_id,
-                                      _str(body, "name", required=False, max_len=200) or "Passkey")
-        if not had:
-            out["recovery_codes"] = await mfa.new_recovery_codes(uow, p.user_id)
+    try:
+        async with UnitOfWork(nx.db, _ctx(req, p)) as uow:
+            await core.consume(uow, ch)
+            had = [m for m in await mfa.active_methods(uow.conn, p.org_id, p.user_id) if m != "recovery_code"]
+            out = await passkeys.register(uow, ch.data, body["credential"], passkeys.relying_party(req), p.user_id,
+                                          _str(body, "name", required=False, max_len=200) or "Passkey")
+            if not had:
+                out["recovery_codes"] = await mfa.new_recovery_codes(uow, p.user_id)
+    except Problem as exc:
+        if exc.type == "passkey-refused":
+            async with UnitOfWork(nx.db, _ctx(req, p)) as uow:
+                await core.consume(uow, ch)  # a refused ceremony is not retried with the same challenge
+                uow.audit("identity", "mfa-factors", None, "passkey_registration_refused", None,
+                          {"user_id": p.user_id, "reason": exc.detail[:200]})
+        raise
     return json_response(out, status=201, headers=NO_STORE)
 
 
