@@ -173,6 +173,8 @@ async def check_assertion(uow: UnitOfWork, nx: Any, credential: Any, state: dict
         uow.audit("identity", "mfa-factors", fid, "passkey_refused", None, {"reason": "relying party changed"})
         return False
     row = await uow.conn.fetchrow("SELECT public_key, sign_count FROM identity_mfa_factor WHERE id = ?", [fid])
+    if row is None:
+        return False  # removed a moment ago
     try:
         verified = verify_authentication_response(
             credential=_as_json(credential), expected_challenge=base64url_to_bytes(state["challenge"]),
