@@ -8,6 +8,7 @@ import { navigate, useLocation } from '../lib/router'
 import { ApiKeysPage } from './ApiKeys'
 import { AuditPage } from './Audit'
 import { RolesPage } from './Roles'
+import { SecurityPage } from './Security'
 import { UsersPage } from './Users'
 
 export default function AdminApp() {
@@ -18,6 +19,7 @@ export default function AdminApp() {
     findResource(meta, 'identity', 'roles') && 'roles',
     findResource(meta, 'identity', 'api-keys') && 'api-keys',
     hasExplicitPermission(me, 'audit.trail.read') && 'audit',
+    findResource(meta, 'identity', 'users')?.permissions.update && 'security',
   ].filter(Boolean) as string[]
   const current = path.split('/')[2] ?? ''
   useEffect(() => {
@@ -29,7 +31,8 @@ export default function AdminApp() {
       {current === 'roles' && <RolesPage />}
       {current === 'api-keys' && <ApiKeysPage />}
       {current === 'audit' && <AuditPage />}
-      {!['users', 'roles', 'api-keys', 'audit'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
+      {current === 'security' && <SecurityPage />}
+      {!['users', 'roles', 'api-keys', 'audit', 'security'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
     </div>
   )
 }

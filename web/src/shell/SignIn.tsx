@@ -3,6 +3,9 @@ import { ApiError } from '../lib/api'
 import { signIn, type Me } from '../lib/auth'
 import { useDocumentTitle } from '../lib/hooks'
 import { Alert, Button, FieldShell } from '../components/ui'
+import { MfaRequired, signInWithPasskey, type MfaChallenge } from '../lib/mfa'
+import { passkeyError, passkeysSupported } from '../lib/webauthn'
+import { ForgotPassword, MfaStep, RecoveryCodes } from './SignInSteps'
 
 export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; notice?: string }) {
   useDocumentTitle('Sign in')
@@ -12,6 +15,22 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
   const [showOrg, setShowOrg] = useState(false)
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | null>(null)
+  const [challenge, setChallenge] = useState<MfaChallenge | null>(null)
+  const [forgot, setForgot] = useState(false)
+  const [codes, setCodes] = useState<{ codes: string[]; me: Me } | null>(null)
+
+  const passkey = async () => {
+    setBusy(true)
+    setError(null)
+    try {
+      const res = await signInWithPasskey()
+      if (res.recovery_codes?.length) setCodes({ codes: res.recovery_codes, me: res.user })
+      else onSignedIn(res.user)
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : passkeyError(err))
+      setBusy(false)
+    }
+  }
 
   const submit = async (e: FormEvent) => {
     e.preventDefault()
@@ -24,6 +43,12 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
     try {
       onSignedIn(await signIn(email, password, showOrg ? org : undefined))
     } catch (err) {
+      if (err instanceof MfaRequired) {
+        setChallenge(err.challenge)
+        setPassword('')
+        setBusy(false)
+        return
+      }
       const msg = err instanceof ApiError ? err.message : 'Sign-in failed. Please try again.'
       if (err instanceof ApiError && /organisation/i.test(msg)) setShowOrg(true)
       setError(msg)
@@ -47,6 +72,19 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
         </p>
       </section>
       <section className="signin-form-wrap">
+        {codes && <div className="signin-form"><RecoveryCodes codes={codes.codes} onDone={() => onSignedIn(codes.me)} /></div>}
+        {!codes && challenge && (
+          <MfaStep
+            challenge={challenge}
+            onSignedIn={onSignedIn}
+            onCancel={() => {
+              setChallenge(null)
+              setError(null)
+            }}
+          />
+        )}
+        {!codes && !challenge && forgot && <ForgotPassword initialEmail={email} onBack={() => setForgot(false)} />}
+        {!codes && !challenge && !forgot && (
         <form className="signin-form" onSubmit={submit} noValidate aria-labelledby="signin-title">
           <div className="stack-sm">
             <h1 id="signin-title">Sign in</h1>
@@ -99,7 +137,16 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
           <Button type="submit" variant="primary" busy={busy}>
             Sign in
           </Button>
+          {passkeysSupported() && (
+            <Button icon="key" onClick={() => void passkey()} disabled={busy}>
+              Sign in with a passkey
+            </Button>
+          )}
+          <button type="button" className="linkish small" style={{ alignSelf: 'flex-start' }} onClick={() => setForgot(true)}>
+            Forgot your password?
+          </button>
         </form>
+        )}
       </section>
     </main>
   )
