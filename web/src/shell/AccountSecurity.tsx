@@ -461,7 +461,7 @@ export default function AccountSecurity() {
             {security.factors.map((f) => (
               <li key={f.id} className="row">
                 <strong>{f.kind === 'totp' ? 'Authenticator app' : 'Passkey'}</strong>
-                <span className="muted">{f.name}</span>
+                {f.name !== 'Authenticator app' && f.name !== 'Passkey' && <span className="muted">{f.name}</span>}
                 <span className="subtle small">added {timeAgo(f.created_at)}{f.last_used_at ? `, last used ${timeAgo(f.last_used_at)}` : ''}</span>
                 <span className="spacer" />
                 <Button size="sm" icon="trash" onClick={() => setRemoving(f)} aria-label={`Remove ${f.name}`}>
