@@ -114,6 +114,12 @@ async def create_admin(db: Database, email: str, password: str, org_slug: str = 
     in: the password is set, the account unlocked and reactivated, and owner added."""
     org_id = await org_by_slug(db, org_slug)
     if org_id is None:
+        # A new org has the default policy: check before creating anything, so that a refused
+        # password leaves no org without an owner behind.
+        problems = security_policy.password_problems(security_policy.DEFAULT, password, email.strip().lower())
+        if problems:
+            raise validation([{"pointer": "/password", "detail": p} for p in problems],
+                             detail="The password does not meet the password policy.")
         org_id = await create_org(db, org_slug, org_name or org_slug.replace("-", " ").title())
     ctx = system_context(org_id)
     email = email.strip().lower()

@@ -10,7 +10,6 @@ step of sign-in, and step-up for sensitive actions.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import secrets
 import time
@@ -20,7 +19,7 @@ import pyotp
 import segno
 
 from nexus.kernel.auth import hash_secret
-from nexus.kernel.context import Context, Principal, system_context
+from nexus.kernel.context import Context, Principal
 from nexus.kernel.crypto import SecretBox
 from nexus.kernel.errors import Problem
 from nexus.kernel.ids import new_id
@@ -414,10 +413,3 @@ async def step_up(signin: SignIn, nx: Any, principal: Principal, body: dict[str,
     _invalidate()
     return {"auth_time": int(time.time()), "amr": amr}
 
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def system_uow(signin: SignIn, org_id: str) -> UnitOfWork:
-    return UnitOfWork(signin.db, system_context(org_id))

@@ -10,7 +10,7 @@ from typing import Any
 
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from nexus.kernel.errors import Problem, validation
+from nexus.kernel.errors import validation
 from nexus.kernel.ids import new_id
 from nexus.kernel.records import UnitOfWork
 
@@ -147,6 +147,3 @@ async def remember_password(uow: UnitOfWork, user_id: str, password_hash: str) -
     for sid in stale:
         await uow.conn.execute("DELETE FROM identity_password_history WHERE id = ?", [sid])
 
-
-def refuse_weak(detail: str) -> Problem:
-    return Problem(422, detail)
