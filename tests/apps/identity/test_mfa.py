@@ -149,10 +149,14 @@ async def test_expired_foreign_and_malformed_mfa_tokens_are_refused(client: http
                            [nx.db.ts(utcnow() - timedelta(seconds=1)), cid])
     r = await mfa_grant(client, step["mfa_token"], otp=await alice_app.code())
     assert r.status_code == 400 and "expired" in r.json()["detail"]
+    refused = await audit_rows(nx, alice.org_id, action="challenge_refused")
+    assert refused[-1]["record_id"] == cid and refused[-1]["after"]["reason"] == "expired"
     forged = step["mfa_token"][:31] + "x" * 20
     for bad in ("", "nxm_", "nxm_short_x", forged, "x" * 300):
         r = await mfa_grant(client, bad, otp="123456")
         assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json", bad
+    reasons = [a["after"]["reason"] for a in await audit_rows(nx, alice.org_id, action="challenge_refused")]
+    assert "wrong secret" in reasons
     step = await password_step(client, alice)
     r = await mfa_grant(client, step["mfa_token"], otp="123456", recovery_code="abcde-fghij")
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from nexus.kernel.auth import hash_secret
+from nexus.kernel.context import Context, request_id_var, system_context
 from nexus.kernel.db import Database
 from nexus.kernel.errors import Problem
 from nexus.kernel.ids import new_id
@@ -69,10 +70,25 @@ async def load_challenge(db: Database, token: str, purpose: str | tuple[str, ...
         row = await conn.fetchrow(
             "SELECT purpose, org_id, user_id, secret_hash, data, attempts, expires_at, used_at, client_addr,"
             " user_agent FROM identity_auth_challenge WHERE id = ?", [cid])
-    if row is None or not secrets.compare_digest(row[3], hash_secret(secret)) or row[0] not in purposes:
-        raise gone
+    if row is None:
+        raise gone  # nothing to file it under; the per-address rate limit bounds guessing
     expires = db.read_ts(row[6])
-    if row[7] is not None or expires is None or expires < utcnow() or row[5] >= MAX_CHALLENGE_ATTEMPTS:
+    reason = None
+    if not secrets.compare_digest(row[3], hash_secret(secret)):
+        reason = "wrong secret"
+    elif row[0] not in purposes:
+        reason = f"used for {'/'.join(purposes)}, issued for {row[0]}"
+    elif row[7] is not None:
+        reason = "already used"
+    elif expires is None or expires < utcnow():
+        reason = "expired"
+    elif row[5] >= MAX_CHALLENGE_ATTEMPTS:
+        reason = "too many attempts"
+    if reason is not None:
+        if row[1] is not None:
+            async with UnitOfWork(db, Context(system_context(row[1]).principal, request_id_var.get(), row[8])) as uow:
+                uow.audit("identity", "auth-challenges", cid, "challenge_refused", None,
+                          {"purpose": row[0], "user_id": row[2], "reason": reason})
         raise gone
     data = row[4] if isinstance(row[4], dict) else loads(row[4] or "{}")
     return Challenge(cid, row[0], row[1], row[2], data, row[5], row[8], row[9])
