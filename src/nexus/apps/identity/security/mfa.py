@@ -10,6 +10,7 @@ step of sign-in, and step-up for sensitive actions.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import pyotp
 import segno
 
-from nexus.kernel.auth import hash_secret
 from nexus.kernel.context import Context, Principal
 from nexus.kernel.crypto import SecretBox
 from nexus.kernel.errors import Problem
@@ -155,7 +155,7 @@ async def confirm_totp(uow: UnitOfWork, nx: Any, user_id: str, factor_id: str, c
     uow.audit("identity", "mfa-factors", factor_id, "totp_enrolled", None, {"user_id": user_id})
     out: dict[str, Any] = {"factor_id": factor_id, "confirmed": True}
     if not had_factor:
-        out["recovery_codes"] = await new_recovery_codes(uow, user_id)
+        out["recovery_codes"] = await new_recovery_codes(uow, nx, user_id)
     return out
 
 
@@ -181,11 +181,21 @@ async def remove_factor(uow: UnitOfWork, user_id: str, factor_id: str) -> None:
 # -- recovery codes ------------------------------------------------------------------------
 
 
+def _code_hash(nx: Any, code: str) -> str:
+    """HMAC-SHA256 with a key derived from NEXUS_SECRET_KEY: 50 bits per code would fall to an
+    offline search of a leaked table of plain hashes; without the server's key they do not."""
+    key: bytes | None = nx.state.get("identity.recovery-key")
+    if key is None:
+        key = nx.state["identity.recovery-key"] = hashlib.sha256(
+            b"nexus-recovery-codes\x00" + nx.settings.secret_key.encode()).digest()
+    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
+
+
 def _normalise_code(code: str) -> str:
     return "".join(c for c in code.lower() if c.isalnum())
 
 
-async def new_recovery_codes(uow: UnitOfWork, user_id: str) -> list[str]:
+async def new_recovery_codes(uow: UnitOfWork, nx: Any, user_id: str) -> list[str]:
     """Replace the user's recovery codes with 10 new ones, returned once."""
     await uow.conn.execute("DELETE FROM identity_recovery_code WHERE org_id = ? AND user_id = ?",
                            [uow.ctx.org_id, user_id])
@@ -195,18 +205,18 @@ async def new_recovery_codes(uow: UnitOfWork, user_id: str) -> list[str]:
         codes.append(f"{raw[:5]}-{raw[5:]}")
         await uow.conn.execute(
             "INSERT INTO identity_recovery_code (id, org_id, user_id, code_hash, created_at) VALUES (?,?,?,?,?)",
-            [new_id(), uow.ctx.org_id, user_id, hash_secret(_normalise_code(raw)), uow.db.ts(uow.now)])
+            [new_id(), uow.ctx.org_id, user_id, _code_hash(nx, _normalise_code(raw)), uow.db.ts(uow.now)])
     uow.audit("identity", "recovery-codes", user_id, "generated", None, {"count": RECOVERY_CODES})
     return codes
 
 
-async def use_recovery_code(uow: UnitOfWork, user_id: str, code: str) -> bool:
+async def use_recovery_code(uow: UnitOfWork, nx: Any, user_id: str, code: str) -> bool:
     norm = _normalise_code(code)
     if len(norm) != 10:
         return False
     n = await uow.conn.execute(
         "UPDATE identity_recovery_code SET used_at = ? WHERE org_id = ? AND user_id = ? AND code_hash = ?"
-        " AND used_at IS NULL", [uow.db.ts(uow.now), uow.ctx.org_id, user_id, hash_secret(norm)])
+        " AND used_at IS NULL", [uow.db.ts(uow.now), uow.ctx.org_id, user_id, _code_hash(nx, norm)])
     if n == 1:
         left = await uow.conn.fetchval(
             "SELECT count(*) FROM identity_recovery_code WHERE org_id = ? AND user_id = ? AND used_at IS NULL",
@@ -284,7 +294,7 @@ async def finish(signin: SignIn, nx: Any, mfa_token: str, *, otp: str | None = N
                 await uow.conn.execute("UPDATE identity_mfa_factor SET confirmed_at = ? WHERE id = ?",
                                        [uow.db.ts(uow.now), pending])
                 uow.audit("identity", "mfa-factors", pending, "totp_enrolled", None, {"user_id": user_id})
-                extra["recovery_codes"] = await new_recovery_codes(uow, user_id)
+                extra["recovery_codes"] = await new_recovery_codes(uow, nx, user_id)
                 ok = True
             amr += ["otp", "mfa"]
         elif otp:
@@ -293,7 +303,7 @@ async def finish(signin: SignIn, nx: Any, mfa_token: str, *, otp: str | None = N
             amr += ["otp", "mfa"]
         elif recovery_code:
             method = "recovery_code"
-            ok = await use_recovery_code(uow, user_id, recovery_code)
+            ok = await use_recovery_code(uow, nx, user_id, recovery_code)
             amr += ["otp", "mfa"]
         else:
             from . import passkeys
@@ -376,7 +386,7 @@ async def step_up(signin: SignIn, nx: Any, principal: Principal, body: dict[str,
             ok = await check_totp(uow, nx, user_id, str(otp)) is not None
         elif code:
             method, amr = "recovery_code", ["otp", "mfa"]
-            ok = await use_recovery_code(uow, user_id, str(code))
+            ok = await use_recovery_code(uow, nx, user_id, str(code))
         elif credential:
             from . import passkeys
 

@@ -345,7 +345,7 @@ async def recovery_codes(req: Request) -> Response:
         methods = await mfa.active_methods(uow.conn, p.org_id, p.user_id)
         if not [m for m in methods if m != "recovery_code"]:
             raise Problem(409, "Set up an authenticator app or passkey first.")
-        codes = await mfa.new_recovery_codes(uow, p.user_id)
+        codes = await mfa.new_recovery_codes(uow, nexus_of(req), p.user_id)
     return json_response({"recovery_codes": codes}, status=201, headers=NO_STORE)
 
 
@@ -378,7 +378,7 @@ async def passkey_register(req: Request) -> Response:
             out = await passkeys.register(uow, ch.data, body["credential"], passkeys.relying_party(req), p.user_id,
                                           _str(body, "name", required=False, max_len=200) or "Passkey")
             if not had:
-                out["recovery_codes"] = await mfa.new_recovery_codes(uow, p.user_id)
+                out["recovery_codes"] = await mfa.new_recovery_codes(uow, nexus_of(req), p.user_id)
     except Problem as exc:
         if exc.type == "passkey-refused":
             async with UnitOfWork(nx.db, _ctx(req, p)) as uow:
