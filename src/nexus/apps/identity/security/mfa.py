@@ -3,7 +3,7 @@ step of sign-in, and step-up for sensitive actions.
 
 * A TOTP seed is sealed with the kernel's SecretBox; codes are accepted one step either side
   of now, and a time step once accepted cannot be used again (replay).
-* Recovery codes are 10 random codes of 50 bits, shown once and stored as SHA-256 hashes.
+* Recovery codes are 10 random codes of 50 bits, shown once and stored as keyed HMACs.
 * Wrong codes count against the account like wrong passwords (the same lockout), burn the
   MFA token after 5 tries, and are audited.
 """
