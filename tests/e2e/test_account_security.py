@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pyotp
@@ -158,3 +159,101 @@ def test_admin_requires_mfa_for_the_org_from_the_security_page(page: Any, server
     shot(page, "security-06-admin-policy", full=True)
     token = server.token(*OTHER_ADMIN, org="second")
     assert server.api("GET", "/api/v1/identity/security-policy", token)["password_min_length"] == 12
+
+
+@pytest.fixture
+def mail_server() -> Iterator[tuple[Server, list[Any]]]:
+    """A `nexus serve` of its own, configured to mail through an aiosmtpd the test runs."""
+    import email as email_lib
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import httpx
+    from aiosmtpd.controller import Controller
+
+    from .conftest import NEXUS, _env, _free_port
+
+    inbox: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            inbox.append(email_lib.message_from_bytes(envelope.content))
+            return "250 OK"
+
+    smtp_port, port = _free_port(), _free_port()
+    ctl = Controller(Handler(), hostname="127.0.0.1", port=smtp_port)
+    ctl.start()
+    data_dir = Path(tempfile.mkdtemp(prefix="nexus-e2e-mail-"))
+    url = f"http://127.0.0.1:{port}"
+    env = {**_env(data_dir), "NEXUS_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "NEXUS_PUBLIC_URL": url}
+    proc = subprocess.Popen([NEXUS, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "nexus serve exited"
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "nexus serve did not become ready"
+            time.sleep(0.2)
+        yield Server(url, data_dir, env), inbox
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        ctl.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_forgot_password_mail_link_sets_a_new_password(browser: Any, mail_server: tuple[Server, list[Any]]) -> None:
+    import re
+
+    srv, inbox = mail_server
+    ctx = browser.new_context(base_url=srv.url, viewport={"width": 1366, "height": 860})
+    ctx.set_default_timeout(15_000)
+    page = ctx.new_page()
+    try:
+        page.goto("/")
+        page.get_by_role("button", name="Forgot your password?").click()
+        page.get_by_label("Email").fill(ADMIN[0])
+        page.get_by_role("button", name="Send the link").click()
+        page.get_by_text("a reset link is on its way", exact=False).wait_for()
+        deadline = time.monotonic() + 20
+        while not inbox and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert inbox, "no mail arrived"
+        body = inbox[0].get_payload(decode=True).decode()
+        link = re.findall(r"https?://\S+", body)[0]
+        assert link.startswith(srv.url + "/reset-password?token=nxp_")
+        page.goto(link)
+        page.get_by_role("heading", name="Choose a new password").wait_for()
+        page.get_by_label("New password", exact=True).fill("password123")
+        page.get_by_label("Repeat it").fill("password123")
+        page.get_by_role("button", name="Set password").click()
+        page.get_by_text("common", exact=False).first.wait_for()
+        shot(page, "security-07-reset-refused-common")
+        page.get_by_label("New password", exact=True).fill("a new and long passphrase")
+        page.get_by_label("Repeat it").fill("a new and long passphrase")
+        page.get_by_role("button", name="Set password").click()
+        page.get_by_text("Your password is set.").wait_for()
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_label("Email").fill(ADMIN[0])
+        page.get_by_label("Password").fill("a new and long passphrase")
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        page.get_by_role("combobox", name="Search everything").wait_for()
+        # The link is single-use.
+        page.goto(link)
+        page.get_by_label("New password", exact=True).fill("yet another passphrase")
+        page.get_by_label("Repeat it").fill("yet another passphrase")
+        page.get_by_role("button", name="Set password").click()
+        page.get_by_text("invalid, expired or already used", exact=False).wait_for()
+    finally:
+        ctx.close()

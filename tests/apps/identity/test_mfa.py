@@ -272,3 +272,8 @@ async def test_cookie_sign_in_with_the_mfa_step(client: httpx.AsyncClient, nx: N
         assert (await b.get("/api/v1/identity/me")).status_code == 200
         r = await b.post("/api/v1/auth/session/mfa", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 400
+        # Account changes with the cookie need the CSRF header like every other write.
+        r = await b.post(f"{ACCOUNT}/recovery-codes")
+        assert r.status_code == 403 and r.json()["type"].endswith("/csrf")
+        r = await b.post(f"{ACCOUNT}/recovery-codes", headers={"X-CSRF-Token": b.cookies.get("nexus_csrf") or ""})
+        assert r.status_code == 201 and len(r.json()["recovery_codes"]) == 10
