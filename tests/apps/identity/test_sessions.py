@@ -116,3 +116,32 @@ async def test_password_policy_on_create_set_and_change(client: httpx.AsyncClien
     assert r.status_code == 401  # the others end
     assert (await token_for(client, owner.email, "a fine new passphrase", owner.org_slug)).status_code == 200
     assert await audit_rows(nx, owner.org_id, action="password_changed")
+
+
+async def test_cleanup_removes_expired_challenges_and_old_history(client: httpx.AsyncClient, nx: Nexus) -> None:
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from nexus.apps.identity.security import CLEANUP_JOB, cleanup
+    from nexus.kernel.jsonutil import utcnow
+
+    assert CLEANUP_JOB in nx.state["jobs"].types and CLEANUP_JOB in nx.state["jobs"].schedules
+    owner = await new_org(client, nx)
+    await sign_in(client, nx, owner.email, owner.org_slug)
+    r = await client.post("/api/v1/auth/passkey/options")
+    fresh = r.json()["challenge_token"][4:30]
+    stale = (await client.post("/api/v1/auth/passkey/options")).json()["challenge_token"][4:30]
+    old = utcnow() - timedelta(days=400)
+    async with nx.db.transaction() as conn:
+        await conn.execute("UPDATE identity_signin_event SET at = ? WHERE org_id = ? AND id IN"
+                           " (SELECT id FROM identity_signin_event WHERE org_id = ? ORDER BY id LIMIT 1)",
+                           [nx.db.ts(old), owner.org_id, owner.org_id])
+        await conn.execute("UPDATE identity_auth_challenge SET expires_at = ? WHERE id = ?", [nx.db.ts(old), stale])
+    before = len((await owner.get(f"{ACCOUNT}/sign-ins", params={"limit": 500})).json()["items"])
+    removed = await cleanup(SimpleNamespace(db=nx.db), {})
+    assert removed["sign_ins"] >= 1
+    after = len((await owner.get(f"{ACCOUNT}/sign-ins", params={"limit": 500})).json()["items"])
+    assert after == before - 1
+    async with nx.db.reader() as conn:
+        assert await conn.fetchval("SELECT 1 FROM identity_auth_challenge WHERE id = ?", [fresh])
+        assert not await conn.fetchval("SELECT 1 FROM identity_auth_challenge WHERE id = ?", [stale])
