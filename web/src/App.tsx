@@ -6,6 +6,8 @@ import type { Meta } from './lib/meta'
 import { Button, Loading, ToastProvider } from './components/ui'
 import { Icon } from './components/Icon'
 import { SignIn, continuation } from './shell/SignIn'
+import { ResetPassword } from './shell/ResetPassword'
+import { useLocation } from './lib/router'
 import { Shell } from './shell/Shell'
 
 type State =
@@ -23,6 +25,7 @@ async function loadSession(): Promise<State> {
 
 export function App() {
   const [state, setState] = useState<State>({ status: 'loading' })
+  const location = useLocation()
 
   const boot = useCallback(async () => {
     try {
@@ -84,11 +87,18 @@ export function App() {
           </div>
         </div>
       )}
+      {location.path === '/reset-password' && state.status !== 'loading' && state.status !== 'offline' ? (
+        // A mailed reset link works whether or not this browser is signed in.
+        <ResetPassword token={location.search.get('token') ?? ''} onDone={() => void boot()} />
+      ) : (
+        <>
       {state.status === 'anon' && <SignIn notice={state.notice} onSignedIn={() => void boot()} />}
       {session && (
         <SessionContext.Provider value={session}>
           <Shell />
         </SessionContext.Provider>
+      )}
+        </>
       )}
     </ToastProvider>
   )

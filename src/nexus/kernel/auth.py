@@ -18,7 +18,7 @@ import jwt
 
 from nexus.kernel.cache import TTLCache
 from nexus.kernel.context import Principal
-from nexus.kernel.errors import unauthenticated
+from nexus.kernel.errors import Problem, unauthenticated
 
 if TYPE_CHECKING:
     from nexus.kernel.db import Database
@@ -113,6 +113,26 @@ class Authenticator:
         self.cache.clear()
         for fn in self.on_invalidate:
             fn()
+
+
+STEP_UP_PATH = "/api/v1/auth/step-up"
+
+
+def require_recent_auth(principal: Principal, max_age: int = 600, *, action: str = "this action") -> None:
+    """Refuse a sensitive action unless the caller proved who they are within max_age seconds
+    (a fresh sign-in, or a step-up at STEP_UP_PATH). API keys and the system are machines that
+    cannot step up; the route decides whether they may act at all. The answer follows RFC 9470's
+    challenge (error=insufficient_user_authentication, max_age) in a 403, so that a browser
+    does not take it for an ended session."""
+    if principal.kind != "user":
+        return
+    if principal.auth_time is not None and time.time() - principal.auth_time <= max_age:
+        return
+    raise Problem(
+        403, f"Confirm it is you before {action}: sign in again or step up with your password or second factor.",
+        type="step-up-required", title="Recent authentication required",
+        headers={"WWW-Authenticate": f'Bearer error="insufficient_user_authentication", max_age={max_age}'},
+        extra={"step_up": {"endpoint": STEP_UP_PATH, "max_age": max_age}})
 
 
 def hash_secret(secret: str) -> str:

@@ -70,6 +70,10 @@ class Settings:
     rate_limits: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     metrics_token: str | None = None
     otel_endpoint: str | None = None
+    # -- outgoing mail (kernel/mail.py) --
+    smtp_url: str | None = None  # NEXUS_SMTP_URL: smtp://user:pass@host:port, smtps://… (TLS), ?starttls=1
+    mail_from: str = "NEXUS <nexus@localhost>"  # NEXUS_MAIL_FROM
+    public_url: str | None = None  # NEXUS_PUBLIC_URL: where people reach the web app (links in mail)
 
     @property
     def dialect(self) -> str:
@@ -149,6 +153,9 @@ class Settings:
             rate_limits=parse_rate_limits(env.get("NEXUS_RATE_LIMITS") or ""),
             metrics_token=_metrics_token(env.get("NEXUS_METRICS_TOKEN") or None),
             otel_endpoint=_otel_endpoint(env.get("NEXUS_OTEL_ENDPOINT") or None),
+            smtp_url=_smtp_url(env.get("NEXUS_SMTP_URL") or None),
+            mail_from=_mail_from(env.get("NEXUS_MAIL_FROM") or "NEXUS <nexus@localhost>"),
+            public_url=_public_url(env.get("NEXUS_PUBLIC_URL") or None),
         )
 
 
@@ -225,6 +232,33 @@ def _otel_endpoint(url: str | None) -> str | None:
     if url and not url.startswith(("http://", "https://")):
         raise ConfigError(f"NEXUS_OTEL_ENDPOINT must be http(s)://…, got {redact_url(url)}")
     return url
+
+
+def _smtp_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError(f"NEXUS_SMTP_URL must be smtp://[user:password@]host[:port] or smtps://…, got {redact_url(url)}")
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise ConfigError(f"NEXUS_SMTP_URL has an invalid port: {redact_url(url)}") from None
+    return url
+
+
+def _mail_from(value: str) -> str:
+    from email.utils import parseaddr
+
+    if "@" not in parseaddr(value)[1] or "\n" in value or "\r" in value:
+        raise ConfigError(f"NEXUS_MAIL_FROM must be an address like 'NEXUS <nexus@example.com>', got {value!r}")
+    return value
+
+
+def _public_url(url: str | None) -> str | None:
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"NEXUS_PUBLIC_URL must be http(s)://…, got {url!r}")
+    return url.rstrip("/") if url else None
 
 
 def _load_or_create_secret(data_dir: Path) -> str:

@@ -19,6 +19,10 @@ class Principal:
     email: str | None = None
     name: str | None = None
     roles: tuple[str, ...] = ()
+    # When (epoch seconds) and how (RFC 8176 values: pwd, otp, hwk, …) the session's user last
+    # proved who they are; None/empty for API keys and the system. See kernel/auth.require_recent_auth.
+    auth_time: float | None = None
+    amr: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import { ApiKeysPage } from './ApiKeys'
 import { AuditPage } from './Audit'
 import { FederationPage } from './Federation'
 import { RolesPage } from './Roles'
+import { SecurityPage } from './Security'
 import { UsersPage } from './Users'
 
 export default function AdminApp() {
@@ -20,6 +21,7 @@ export default function AdminApp() {
     findResource(meta, 'identity', 'api-keys') && 'api-keys',
     hasExplicitPermission(me, 'audit.trail.read') && 'audit',
     findResource(meta, 'identity', 'identity-providers') && 'sso',
+    findResource(meta, 'identity', 'users')?.permissions.update && 'security',
   ].filter(Boolean) as string[]
   const current = path.split('/')[2] ?? ''
   useEffect(() => {
@@ -32,7 +34,8 @@ export default function AdminApp() {
       {current === 'api-keys' && <ApiKeysPage />}
       {current === 'audit' && <AuditPage />}
       {current === 'sso' && <FederationPage />}
-      {!['users', 'roles', 'api-keys', 'audit', 'sso'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
+      {current === 'security' && <SecurityPage />}
+      {!['users', 'roles', 'api-keys', 'audit', 'sso', 'security'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
     </div>
   )
 }

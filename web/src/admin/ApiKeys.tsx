@@ -11,6 +11,7 @@ import { ChipsInput } from '../records/inputs'
 import { RefValue } from '../records/FieldValue'
 import { SecretValues } from '../records/SecretValues'
 import { permissionSuggestions } from './Roles'
+import { useSensitive } from '../shell/AccountSecurity'
 
 interface ApiKey {
   id: string
@@ -34,6 +35,7 @@ function CreateKeyDialog({ onClose, onCreated }: { onClose: () => void; onCreate
   const [formError, setFormError] = useState<string | null>(null)
   const [busy, setBusy] = useState(false)
   const [created, setCreated] = useState<ApiKey | null>(null)
+  const { sensitive, dialog } = useSensitive()
   const suggestions = useMemo(() => (me.permissions.includes('*') ? permissionSuggestions(meta) : me.permissions), [meta, me])
 
   const submit = async (e: FormEvent) => {
@@ -45,11 +47,15 @@ function CreateKeyDialog({ onClose, onCreated }: { onClose: () => void; onCreate
     setBusy(true)
     setFormError(null)
     try {
-      const key = await api.post<ApiKey>('/api/v1/identity/api-keys', { name: name.trim(), permissions, expires_at: expires ? localInputToIso(expires) : null })
-      setCreated(key)
-      onCreated({ ...key, key: undefined })
+      // Creating a key is sensitive: a sign-in that is not recent is asked to confirm first.
+      await sensitive(async () => {
+        const key = await api.post<ApiKey>('/api/v1/identity/api-keys', { name: name.trim(), permissions, expires_at: expires ? localInputToIso(expires) : null })
+        setCreated(key)
+        onCreated({ ...key, key: undefined })
+      })
     } catch (err) {
-      if (err instanceof ApiError) {
+      if ((err as Error).name === 'StepUpCancelled') setFormError(null)
+      else if (err instanceof ApiError) {
         setErrors(err.fieldErrors)
         if (!Object.keys(err.fieldErrors).some((k) => ['name', 'permissions', 'expires_at'].includes(k))) setFormError(err.message)
       } else setFormError((err as Error).message)
@@ -82,6 +88,7 @@ function CreateKeyDialog({ onClose, onCreated }: { onClose: () => void; onCreate
           </div>
         </form>
       )}
+      {dialog}
     </Dialog>
   )
 }

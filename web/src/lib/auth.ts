@@ -1,4 +1,5 @@
 import { ApiError, authMode, request, setBearer } from './api'
+import { MfaRequired, type MfaChallenge } from './mfa'
 
 export interface Me {
   id: string
@@ -37,6 +38,8 @@ export async function signIn(email: string, password: string, org?: string): Pro
       json: body,
       noRefresh: true,
     })
+    const pending = res.data as unknown as MfaChallenge | null
+    if (pending?.mfa_token) throw new MfaRequired(pending)
     const user = res.data?.user ?? (res.data as Me | null)
     if (user && user.id) return user
     const me = await loadMe()

@@ -5,6 +5,7 @@ import { formatDateTime } from '../lib/format'
 import { useDocumentTitle } from '../lib/hooks'
 import { applyTheme, themeChoice, type ThemeChoice } from '../lib/theme'
 import { authMode } from '../lib/api'
+import { Link } from '../lib/router'
 
 export default function Profile() {
   const { me, signOut } = useSession()
@@ -47,6 +48,10 @@ export default function Profile() {
           <dd>{formatDateTime(me.last_login_at) || '—'}</dd>
           <dt>Session</dt>
           <dd>{authMode() === 'cookie' ? 'Browser session (secure cookies)' : 'Token session (this browser)'}</dd>
+          <dt>Security</dt>
+          <dd>
+            <Link to="/account/security">Two-step sign-in, passkeys, password and sessions</Link>
+          </dd>
         </dl>
       </section>
       <section className="card card-pad stack">

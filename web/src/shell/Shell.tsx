@@ -18,6 +18,7 @@ const TasksApp = lazy(() => import('../apps/tasks/TasksApp'))
 const NotesApp = lazy(() => import('../apps/notes/NotesApp'))
 const AdminApp = lazy(() => import('../admin/AdminApp'))
 const Profile = lazy(() => import('./Profile'))
+const AccountSecurity = lazy(() => import('./AccountSecurity'))
 
 class ErrorBoundary extends Component<{ children: ReactNode; resetKey: string }, { error: Error | null; key: string }> {
   state = { error: null as Error | null, key: this.props.resetKey }
@@ -52,6 +53,7 @@ function Routes({ path }: { path: string }) {
   if (path === '/notes' || matchPath('/notes/*', path)) return <NotesApp />
   if (path === '/admin' || matchPath('/admin/*', path)) return <AdminApp />
   if (path === '/profile' || path === '/settings') return <Profile />
+  if (path === '/account/security') return <AccountSecurity />
   return (
     <EmptyState icon="search" title="Page not found">
       <p>
@@ -88,6 +90,7 @@ function Sidebar({ open, onNavigate }: { open: boolean; onNavigate: () => void }
     can('api-keys') && { to: '/admin/api-keys', label: 'API keys', icon: 'key' },
     hasExplicitPermission(me, 'audit.trail.read') && { to: '/admin/audit', label: 'Audit log', icon: 'activity' },
     can('identity-providers') && { to: '/admin/sso', label: 'Single sign-on', icon: 'link' },
+    findResource(meta, 'identity', 'users')?.permissions.update && { to: '/admin/security', label: 'Security', icon: 'lock' },
   ].filter(Boolean) as { to: string; label: string; icon: string }[]
 
   return (

@@ -3,6 +3,9 @@ import { ApiError, api } from '../lib/api'
 import { signIn, type Me } from '../lib/auth'
 import { useDocumentTitle } from '../lib/hooks'
 import { Alert, Button, FieldShell } from '../components/ui'
+import { MfaRequired, signInWithPasskey, type MfaChallenge } from '../lib/mfa'
+import { passkeyError, passkeysSupported } from '../lib/webauthn'
+import { ForgotPassword, MfaStep, RecoveryCodes } from './SignInSteps'
 
 /** An external identity provider an organisation offers ("Sign in with <name>"). */
 export interface Provider {
@@ -50,6 +53,22 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
   const providers = useProviders(idpOrg)
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | null>(null)
+  const [challenge, setChallenge] = useState<MfaChallenge | null>(null)
+  const [forgot, setForgot] = useState(false)
+  const [codes, setCodes] = useState<{ codes: string[]; me: Me } | null>(null)
+
+  const passkey = async () => {
+    setBusy(true)
+    setError(null)
+    try {
+      const res = await signInWithPasskey()
+      if (res.recovery_codes?.length) setCodes({ codes: res.recovery_codes, me: res.user })
+      else onSignedIn(res.user)
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : passkeyError(err))
+      setBusy(false)
+    }
+  }
 
   const submit = async (e: FormEvent) => {
     e.preventDefault()
@@ -65,6 +84,12 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
       if (next) window.location.assign(next)
       else onSignedIn(me)
     } catch (err) {
+      if (err instanceof MfaRequired) {
+        setChallenge(err.challenge)
+        setPassword('')
+        setBusy(false)
+        return
+      }
       const msg = err instanceof ApiError ? err.message : 'Sign-in failed. Please try again.'
       if (err instanceof ApiError && /organisation/i.test(msg)) setShowOrg(true)
       setError(msg)
@@ -88,6 +113,19 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
         </p>
       </section>
       <section className="signin-form-wrap">
+        {codes && <div className="signin-form"><RecoveryCodes codes={codes.codes} onDone={() => onSignedIn(codes.me)} /></div>}
+        {!codes && challenge && (
+          <MfaStep
+            challenge={challenge}
+            onSignedIn={onSignedIn}
+            onCancel={() => {
+              setChallenge(null)
+              setError(null)
+            }}
+          />
+        )}
+        {!codes && !challenge && forgot && <ForgotPassword initialEmail={email} onBack={() => setForgot(false)} />}
+        {!codes && !challenge && !forgot && (
         <form className="signin-form" onSubmit={submit} noValidate aria-labelledby="signin-title">
           <div className="stack-sm">
             <h1 id="signin-title">Sign in</h1>
@@ -141,6 +179,14 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
           <Button type="submit" variant="primary" busy={busy}>
             Sign in
           </Button>
+          {passkeysSupported() && (
+            <Button icon="key" onClick={() => void passkey()} disabled={busy}>
+              Sign in with a passkey
+            </Button>
+          )}
+          <button type="button" className="linkish small" style={{ alignSelf: 'flex-start' }} onClick={() => setForgot(true)}>
+            Forgot your password?
+          </button>
           {providers.length > 0 && (
             <div className="stack-sm" aria-label="Other ways to sign in" role="group">
               <p className="muted small" style={{ textAlign: 'center' }}>
@@ -158,6 +204,7 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me) => void; n
             </div>
           )}
         </form>
+        )}
       </section>
     </main>
   )

@@ -33,6 +33,7 @@ export function UserMenu() {
       }
       items={[
         { label: 'Profile', icon: 'user', onSelect: () => navigate('/profile') },
+        { label: 'Account security', icon: 'shield', onSelect: () => navigate('/account/security') },
         'separator',
         { label: 'Light theme', icon: 'sun', checked: theme === 'light', onSelect: () => pick('light') },
         { label: 'Dark theme', icon: 'moon', checked: theme === 'dark', onSelect: () => pick('dark') },

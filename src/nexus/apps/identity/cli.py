@@ -70,7 +70,9 @@ async def bootstrap(settings: Settings, base_url: str) -> None:
             password = secrets.token_urlsafe(12)
         try:
             await create_admin(db, email, password, "default", "Default")
-        except Problem:
+        except Problem as exc:
+            if exc.status == 422:  # NEXUS_ADMIN_PASSWORD is too weak for the password policy
+                raise SystemExit("NEXUS_ADMIN_PASSWORD: " + "; ".join(e.get("detail", "") for e in exc.errors or [])) from None
             return  # another process started at the same moment and set up the installation
     finally:
         await db.close()

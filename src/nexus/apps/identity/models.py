@@ -69,6 +69,10 @@ class Session(Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
     client_addr: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
+    # When and how the user last proved who they are (OIDC auth_time/amr): step-up checks these.
+    auth_time: Mapped[datetime | None] = mapped_column(Timestamp)
+    amr: Mapped[list[str] | None] = mapped_column(JsonType)
+    last_seen_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (Index("ix_identity_session_user", "org_id", "user_id"),)
 
@@ -104,4 +108,15 @@ from .federation.models import (  # noqa: E402,F401
     IdentityProvider,
     SamlKey,
     ServiceProvider,
+)
+
+# Multi-factor and account security (identity/security/): imported so that Alembic sees them.
+from .security.models import (  # noqa: E402, F401
+    AuthChallenge,
+    MfaFactor,
+    PasswordHistory,
+    PasswordReset,
+    RecoveryCode,
+    SecurityPolicy,
+    SignInEvent,
 )

@@ -22,6 +22,7 @@ def setup(nx: Nexus) -> None:
     nx.auth.backend = IdentityAuthBackend()
     register_authenticator(nx.auth)
     nx.state["identity.signin"] = SignIn(nx.db, nx)
+    _security_setup(nx)
 
 
 async def _form(req: Request) -> dict[str, str]:
@@ -72,15 +73,19 @@ async def token(req: Request) -> Response:
             raise Problem(400, "username or password is too long.", extra={"error": "invalid_request"})
         out = await signin.password_grant(username, password, form.get("org") or None, _client(req),
                                           req.headers.get("user-agent"))
+        if "mfa_token" in out:
+            raise _security.mfa_problem(out)
         return json_response(out, headers=headers)
     if grant == "refresh_token":
         rt = form.get("refresh_token")
         if not rt or len(rt) > 200:
             raise Problem(400, "refresh_token is required.", extra={"error": "invalid_request"})
         return json_response(await signin.refresh_grant(rt, _client(req)), headers=headers)
+    if grant in _security.GRANTS:
+        return await _security.GRANTS[grant](req, form)
     if not grant:
         raise Problem(400, "grant_type is required.", extra={"error": "invalid_request"})
-    raise Problem(400, "grant_type must be password or refresh_token.", type="unsupported-grant-type",
+    raise Problem(400, "grant_type must be password, refresh_token, mfa or passkey.", type="unsupported-grant-type",
                   extra={"error": "unsupported_grant_type"})
 
 
@@ -137,8 +142,11 @@ async def setup_status(req: Request) -> Response:
 
 _token_form = {
     "type": "object",
-    "properties": {"grant_type": {"enum": ["password", "refresh_token"]}, "username": {"type": "string"},
-                   "password": {"type": "string"}, "org": {"type": "string"}, "refresh_token": {"type": "string"}},
+    "properties": {"grant_type": {"enum": ["password", "refresh_token", "mfa", "passkey"]},
+                   "username": {"type": "string"}, "password": {"type": "string"}, "org": {"type": "string"},
+                   "refresh_token": {"type": "string"}, "mfa_token": {"type": "string"}, "otp": {"type": "string"},
+                   "recovery_code": {"type": "string"}, "challenge_token": {"type": "string"},
+                   "credential": {"type": "string"}},
     "required": ["grant_type"],
 }
 
@@ -166,3 +174,9 @@ ROUTES += _session.ROUTES
 from .federation import routes as _federation  # noqa: E402
 
 ROUTES += _federation.ROUTES
+# Multi-factor sign-in, passkeys, step-up, password reset, sessions and history (security/).
+from .security import ROUTES as _SECURITY_ROUTES  # noqa: E402
+from .security import routes as _security  # noqa: E402
+from .security import setup as _security_setup  # noqa: E402
+
+ROUTES += _SECURITY_ROUTES

@@ -12,7 +12,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from nexus.kernel.auth import API_KEY_PREFIX, Authenticator, hash_secret, split_api_key
+from nexus.kernel.auth import API_KEY_PREFIX, Authenticator, hash_secret, require_recent_auth, split_api_key
 from nexus.kernel.cache import cache_of
 from nexus.kernel.context import Context, Principal, request_id_var, system_context
 from nexus.kernel.db import Database
@@ -24,6 +24,9 @@ from nexus.kernel.records import TableSpec, UnitOfWork
 from nexus.kernel.resources import RecordService
 
 from . import models
+from .security import core as security_core
+from .security import mfa as security_mfa
+from .security import policy as security_policy
 
 log = logging.getLogger("nexus.identity")
 
@@ -111,6 +114,12 @@ async def create_admin(db: Database, email: str, password: str, org_slug: str = 
     in: the password is set, the account unlocked and reactivated, and owner added."""
     org_id = await org_by_slug(db, org_slug)
     if org_id is None:
+        # A new org has the default policy: check before creating anything, so that a refused
+        # password leaves no org without an owner behind.
+        problems = security_policy.password_problems(security_policy.DEFAULT, password, email.strip().lower())
+        if problems:
+            raise validation([{"pointer": "/password", "detail": p} for p in problems],
+                             detail="The password does not meet the password policy.")
         org_id = await create_org(db, org_slug, org_name or org_slug.replace("-", " ").title())
     ctx = system_context(org_id)
     email = email.strip().lower()
@@ -226,10 +235,14 @@ class UserService(RecordService):
             if found["deleted_at"] is not None:
                 detail += " (deleted: restore them instead)"
             raise validation([{"pointer": "/email", "detail": detail}])
+        if password:
+            await security_policy.check_password(uow, None, email, password)
         values["status"] = "active" if password else "invited"
         values["password_hash"] = hasher.hash(password) if password else None
         values["roles"] = roles
         record = await uow.insert(USER, values)
+        if values["password_hash"]:
+            await security_policy.remember_password(uow, record["id"], values["password_hash"])
         record["roles"] = await set_roles(uow, record["id"], roles)
         self.record_change(uow, "created", None, record)
         return record
@@ -260,10 +273,14 @@ class UserService(RecordService):
 
     async def set_password(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
         await _may_manage(uow, record["id"])
+        pol = await security_policy.check_password(uow, record["id"], record["email"], body.password)
+        require_recent_auth(uow.ctx.principal, pol.step_up_max_age, action="setting a password")
         # A new password ends the user's other sessions (not the caller's own, when it is theirs).
         await _end_sessions(uow, record["id"], "password_changed", keep=uow.ctx.principal.session_id)
         status = "active" if record["status"] == "invited" else record["status"]
-        return await self.change(uow, record, {"password_hash": hasher.hash(body.password), "failed_logins": 0,
+        new_hash = hasher.hash(body.password)
+        await security_policy.remember_password(uow, record["id"], new_hash)
+        return await self.change(uow, record, {"password_hash": new_hash, "failed_logins": 0,
                                                "locked_until": None, "status": status}, "password_set")
 
     async def before_delete(self, uow: UnitOfWork, record: dict[str, Any]) -> None:
@@ -365,6 +382,9 @@ class ApiKeyService(RecordService):
         p = uow.ctx.principal
         perms = list(dict.fromkeys(values.get("permissions") or []))
         _no_escalation(p, perms)
+        if p.kind == "user":
+            pol = await security_policy.load(uow.conn, uow.ctx.org_id)
+            require_recent_auth(p, pol.step_up_max_age, action="creating an API key")
         if not perms and p.kind == "api_key":
             # "All of my permissions" asked with a key means the key's, never its owner's.
             perms = sorted(p.permissions)
@@ -468,14 +488,14 @@ class SignIn:
         locked = self.db.read_ts(locked_until)
         if locked is not None and locked > now:
             wait = int((locked - now).total_seconds()) + 1
-            await self._audit_failure(org_id, user_id, email, client_addr, "locked")
+            await self._audit_failure(org_id, user_id, email, client_addr, "locked", user_agent)
             raise invalid_grant("Too many failed sign-ins; the account is locked for a while.", 429,
                                 {"Retry-After": str(wait)})
         # Always verify (a dummy hash when there is no password), so that neither the answer
         # nor its timing tells whether the account exists, is invited or is deactivated.
         password_ok = _verify(pw_hash or _DUMMY_HASH, password) and bool(pw_hash)
         if password_ok and status != "active":
-            await self._audit_failure(org_id, user_id, email, client_addr, status)
+            await self._audit_failure(org_id, user_id, email, client_addr, status, user_agent)
             raise invalid_grant("This account is not active.")
         if not password_ok:
             await self._fail_addr(addr_key)
@@ -495,16 +515,32 @@ class SignIn:
                 uow.audit("identity", "users", user_id, "sign_in_failed", None,
                           {"email": email, "reason": "wrong password" if pw_hash else "no password",
                            "failed_logins": failed})
+                await security_core.record_sign_in(uow, user_id, "password", False,
+                                                   "wrong password" if pw_hash else "no password", user_agent)
             raise invalid_grant("Wrong email or password.")
         if hasher.check_needs_rehash(pw_hash):
-            pw_hash = hasher.hash(password)
+            async with self.db.transaction() as conn:
+                await conn.execute("UPDATE identity_user SET password_hash = ? WHERE id = ?",
+                                   [hasher.hash(password), user_id])
+        # A user with a second factor (or whose org requires one) gets an MFA challenge, not
+        # tokens; the failure counter is only cleared once the whole sign-in succeeds.
+        challenge = await security_mfa.gate(self, user_id, org_id, client_addr, user_agent)
+        if challenge is not None:
+            return challenge
+        return await self.open_session(user_id, org_id, client_addr, user_agent, amr=["pwd"], method="password")
+
+    async def open_session(self, user_id: str, org_id: str, client_addr: str | None, user_agent: str | None,
+                           *, amr: list[str], method: str) -> dict[str, Any]:
+        """The end of every successful sign-in: a new session, its tokens and a history line."""
         ctx = _ctx(Principal(user_id=user_id, org_id=org_id, kind="user"), client_addr)
         async with UnitOfWork(self.db, ctx) as uow:
             await uow.conn.execute(
-                "UPDATE identity_user SET failed_logins = 0, locked_until = NULL, last_login_at = ?, password_hash = ?"
-                " WHERE id = ?", [self.db.ts(now), pw_hash, user_id])
-            tokens = await self._new_session(uow, user_id, org_id, client_addr, user_agent)
-            uow.audit("identity", "users", user_id, "signed_in", None, {"session_id": tokens["session_id"]})
+                "UPDATE identity_user SET failed_logins = 0, locked_until = NULL, last_login_at = ? WHERE id = ?",
+                [self.db.ts(uow.now), user_id])
+            tokens = await self._new_session(uow, user_id, org_id, client_addr, user_agent, amr=amr)
+            uow.audit("identity", "users", user_id, "signed_in", None,
+                      {"session_id": tokens["session_id"], "method": method, "amr": amr})
+            await security_core.record_sign_in(uow, user_id, method, True, None, user_agent, tokens["session_id"])
         tokens.pop("session_id")
         return tokens
 
@@ -531,6 +567,9 @@ class SignIn:
             n = await uow.conn.execute(
                 "UPDATE identity_refresh_token SET used_at = ? WHERE id = ? AND used_at IS NULL",
                 [self.db.ts(now), token_id])
+            if n == 1:
+                await uow.conn.execute("UPDATE identity_session SET last_seen_at = ? WHERE id = ?",
+                                       [self.db.ts(now), session_id])
             new_refresh = await self._new_refresh(uow, session_id) if n == 1 else None
         if new_refresh is None:
             # Another request rotated this token a moment ago: the same token used twice.
@@ -602,15 +641,15 @@ class SignIn:
         _invalidate()
 
     async def _new_session(self, uow: UnitOfWork, user_id: str, org_id: str, client_addr: str | None,
-                           user_agent: str | None) -> dict[str, Any]:
+                           user_agent: str | None, amr: list[str] | None = None) -> dict[str, Any]:
         session_id = new_id()
         settings = self.nx.settings
         await uow.conn.execute(
-            "INSERT INTO identity_session (id, org_id, user_id, created_at, expires_at, client_addr, user_agent)"
-            " VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO identity_session (id, org_id, user_id, created_at, expires_at, client_addr, user_agent,"
+            " auth_time, amr, last_seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [session_id, org_id, user_id, self.db.ts(uow.now),
              self.db.ts(uow.now + timedelta(seconds=settings.refresh_token_ttl)), client_addr,
-             (user_agent or "")[:300]])
+             (user_agent or "")[:300], self.db.ts(uow.now), self.db.json(amr or ["pwd"]), self.db.ts(uow.now)])
         refresh = await self._new_refresh(uow, session_id)
         access, ttl = self.nx.auth.issue_access_token(user_id=user_id, org_id=org_id, session_id=session_id)
         return {"access_token": access, "token_type": "Bearer", "expires_in": ttl, "refresh_token": refresh,
@@ -641,11 +680,12 @@ class SignIn:
             log.warning("sign-in failure not counted", extra={"fields": {"error": str(exc)[:200]}})
 
     async def _audit_failure(self, org_id: str | None, user_id: str | None, email: str, addr: str | None,
-                             reason: str) -> None:
+                             reason: str, user_agent: str | None = None) -> None:
         if org_id is None:
             return  # no org to file it under; counted per address instead
         async with UnitOfWork(self.db, _ctx(system_context(org_id).principal, addr)) as uow:
             uow.audit("identity", "users", user_id, "sign_in_failed", None, {"email": email, "reason": reason})
+            await security_core.record_sign_in(uow, user_id, "password", False, reason, user_agent)
 
 
 def _ctx(principal: Principal, client_addr: str | None) -> Context:
@@ -676,7 +716,7 @@ class IdentityAuthBackend:
     async def principal_for_session(self, db: Database, session_id: str, user_id: str, org_id: str) -> Principal | None:
         async with db.reader() as conn:
             row = await conn.fetchrow(
-                "SELECT u.email, u.name, u.status, s.revoked_at, s.expires_at FROM identity_session s"
+                "SELECT u.email, u.name, u.status, s.revoked_at, s.expires_at, s.auth_time, s.amr FROM identity_session s"
                 " JOIN identity_user u ON u.id = s.user_id"
                 " WHERE s.id = ? AND s.user_id = ? AND s.org_id = ? AND u.deleted_at IS NULL",
                 [session_id, user_id, org_id])
@@ -686,8 +726,11 @@ class IdentityAuthBackend:
             if exp is not None and exp < utcnow():
                 return None
             perms, roles = await permissions_of(conn, org_id, user_id)
+        auth_time = db.read_ts(row[5])
+        amr = row[6] if isinstance(row[6], list) else loads(row[6]) if row[6] else ["pwd"]
         return Principal(user_id=user_id, org_id=org_id, kind="user", permissions=perms, session_id=session_id,
-                         email=row[0], name=row[1], roles=roles)
+                         email=row[0], name=row[1], roles=roles,
+                         auth_time=auth_time.timestamp() if auth_time else None, amr=tuple(amr))
 
     async def principal_for_api_key(self, db: Database, key_id: str, secret_hash: str) -> Principal | None:
         async with db.reader() as conn:

@@ -67,6 +67,9 @@ async def sign_in(req: Request) -> Response:
     signin = nexus_of(req).state["identity.signin"]
     tokens = await signin.password_grant(username, password, form.get("org") or None, _client(req),
                                          req.headers.get("user-agent"))
+    if "mfa_token" in tokens:
+        # A second factor is due: no cookies yet; the page finishes at /api/v1/auth/session/mfa.
+        return Response(_quote_obj(tokens), media_type="application/json", headers={"Cache-Control": "no-store"})
     user = await _user_body(req, tokens["access_token"])
     resp = Response(b'{"user":' + user + b"}", media_type="application/json",
                     headers={"Cache-Control": "no-store"})
@@ -104,6 +107,12 @@ async def sign_out(req: Request) -> Response:
     resp = Response(status_code=204)
     _clear_cookies(resp)
     return resp
+
+
+def _quote_obj(value: object) -> bytes:
+    from nexus.kernel.jsonutil import dumps
+
+    return dumps(value)
 
 
 def _quote(text: str) -> bytes:

@@ -9,7 +9,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from nexus.kernel.context import Principal, system_context
+from nexus.kernel.context import system_context
 from nexus.kernel.crypto import SecretBox
 from nexus.kernel.db import Database, is_unique_violation
 from nexus.kernel.errors import Problem
@@ -256,15 +256,12 @@ async def provision(nx: Any, idp: dict[str, Any], subject: str, email: str | Non
 
 async def start_session(nx: Any, idp: dict[str, Any], user_id: str, client_addr: str | None,
                         user_agent: str | None) -> dict[str, Any]:
-    """A NEXUS session for the user, as a password sign-in would give (the same tokens)."""
+    """A NEXUS session for the user, as a password sign-in would give (the same tokens).
+
+    It ends like every other sign-in (session with auth_time/amr, audit, sign-in history). The
+    org's MFA rule is the external IdP's to enforce: it authenticated the person, NEXUS trusts it.
+    """
     signin = nx.state["identity.signin"]
-    org_id = idp["org_id"]
-    ctx = identity._ctx(Principal(user_id=user_id, org_id=org_id, kind="user"), client_addr)
-    async with UnitOfWork(nx.db, ctx) as uow:
-        await uow.conn.execute("UPDATE identity_user SET last_login_at = ? WHERE id = ?",
-                               [nx.db.ts(uow.now), user_id])
-        tokens: dict[str, Any] = await signin._new_session(uow, user_id, org_id, client_addr, user_agent)
-        uow.audit("identity", "users", user_id, "signed_in", None,
-                  {"session_id": tokens["session_id"], "method": f"{idp['protocol']}:{idp['slug']}"})
-    tokens.pop("session_id")
+    tokens: dict[str, Any] = await signin.open_session(
+        user_id, idp["org_id"], client_addr, user_agent, amr=["fed"], method=f"{idp['protocol']}:{idp['slug']}")
     return tokens
