@@ -96,3 +96,14 @@ class ApiKey(Record, Base):
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+
+
+# Directory and provisioning (SCIM, LDAP) keep their tables in their own subpackage.
+from .directory.models import (  # noqa: E402,F401
+    DirectoryAccount,
+    DirectoryGroup,
+    DirectoryMember,
+    LdapConnection,
+    ScimAttr,
+    ScimToken,
+)

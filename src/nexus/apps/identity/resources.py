@@ -45,3 +45,7 @@ api_keys = Resource(
 )
 
 RESOURCES = [users, roles, api_keys]
+
+from .directory.resources import RESOURCES as _DIRECTORY  # noqa: E402
+
+RESOURCES += _DIRECTORY

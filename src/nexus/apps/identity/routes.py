@@ -22,6 +22,7 @@ def setup(nx: Nexus) -> None:
     nx.auth.backend = IdentityAuthBackend()
     register_authenticator(nx.auth)
     nx.state["identity.signin"] = SignIn(nx.db, nx)
+    _directory.setup(nx)
 
 
 async def _form(req: Request) -> dict[str, str]:
@@ -161,3 +162,9 @@ ROUTES = [
 from . import session as _session  # noqa: E402
 
 ROUTES += _session.ROUTES
+
+# Directory and provisioning: SCIM 2.0 (/scim/v2) and LDAP sync; its setup runs in setup().
+from . import directory as _directory  # noqa: E402
+from .directory import scim as _scim  # noqa: E402
+
+ROUTES += _scim.ROUTES

@@ -438,6 +438,8 @@ class SignIn:
     def __init__(self, db: Database, nx: Any) -> None:
         self.db = db
         self.nx = nx
+        # Directory sign-in (LDAP bind), plugged in by identity.directory.setup.
+        self.directory: Any = None
 
     async def password_grant(self, username: str, password: str, org_slug: str | None,
                              client_addr: str | None, user_agent: str | None) -> dict[str, Any]:
@@ -455,6 +457,12 @@ class SignIn:
             args.append(org_slug)
         async with self.db.reader() as conn:
             rows = await conn.fetch(sql, args)
+        if not rows and self.directory is not None:
+            # A directory user not imported yet, or signing in with their directory username.
+            found = await self.directory.provision(username.strip(), password, org_slug)
+            if found is not None:
+                async with self.db.reader() as conn:
+                    rows = await conn.fetch(sql, [found, *args[1:]])
         if len(rows) > 1:
             raise Problem(400, "This email belongs to several organisations; pass org=<slug>.",
                           extra={"error": "invalid_request"})
@@ -474,6 +482,10 @@ class SignIn:
         # Always verify (a dummy hash when there is no password), so that neither the answer
         # nor its timing tells whether the account exists, is invited or is deactivated.
         password_ok = _verify(pw_hash or _DUMMY_HASH, password) and bool(pw_hash)
+        if self.directory is not None:
+            by_directory = await self.directory.check_password(org_id, user_id, password)
+            if by_directory is not None:
+                password_ok = by_directory  # the directory's password, not a local one
         if password_ok and status != "active":
             await self._audit_failure(org_id, user_id, email, client_addr, status)
             raise invalid_grant("This account is not active.")
@@ -496,7 +508,7 @@ class SignIn:
                           {"email": email, "reason": "wrong password" if pw_hash else "no password",
                            "failed_logins": failed})
             raise invalid_grant("Wrong email or password.")
-        if hasher.check_needs_rehash(pw_hash):
+        if pw_hash and hasher.check_needs_rehash(pw_hash):
             pw_hash = hasher.hash(password)
         ctx = _ctx(Principal(user_id=user_id, org_id=org_id, kind="user"), client_addr)
         async with UnitOfWork(self.db, ctx) as uow:
