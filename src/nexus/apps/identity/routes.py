@@ -40,7 +40,7 @@ async def _form(req: Request) -> dict[str, str]:
             if len(v) != 1:
                 raise Problem(400, f"{k} is given more than once.", extra={"error": "invalid_request"})
             out[k] = v[0]
-        return out
+        return _no_nul(out)
     if media == "application/json":
         from nexus.kernel.jsonutil import loads
 
@@ -50,8 +50,15 @@ async def _form(req: Request) -> dict[str, str]:
             raise Problem(400, "The body is not valid JSON.", type="malformed-json", extra={"error": "invalid_request"}) from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise Problem(400, "The body must be an object of strings.", extra={"error": "invalid_request"})
-        return data
+        return _no_nul(data)
     raise Problem(415, "Send application/x-www-form-urlencoded (RFC 6749) or application/json.")
+
+
+def _no_nul(form: dict[str, str]) -> dict[str, str]:
+    # No name, password or token holds a NUL; PostgreSQL text cannot even hold one.
+    if any("\x00" in k or "\x00" in v for k, v in form.items()):
+        raise Problem(400, "NUL characters are not allowed.", extra={"error": "invalid_request"})
+    return form
 
 
 def _client(req: Request) -> str | None:
