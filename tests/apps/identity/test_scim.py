@@ -4,7 +4,6 @@ sorting, paging, PATCH as Okta and Azure AD send it, ETags, errors and hostile i
 from __future__ import annotations
 
 import hashlib
-
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ from tests.apps.identity.scim_helpers import (
     assert_scim_error,
     connect_scim,
 )
-from tests.factories import audit_rows, make_role, new_org, token_for
+from tests.factories import audit_rows, make_role, token_for
 
 USERS = "/api/v1/identity/users"
 GROUPS_API = "/api/v1/identity/directory-groups"

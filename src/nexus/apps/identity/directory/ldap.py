@@ -427,9 +427,9 @@ async def _sync_groups(uow: UnitOfWork, conn: dict[str, Any], snap: Snapshot, st
             stats["memberships_changed"] += len(changed)
             await directory.refresh_roles(uow, changed)
         stats["groups"] += 1
-    for key, g in existing.items():
+    for key, gone in existing.items():
         if key not in seen:
-            await groups.delete(uow, g["id"])
+            await groups.delete(uow, gone["id"])  # its before_delete takes its roles away
 
 
 async def _record(db: Any, org_id: str, conn_id: str, status: str, result: dict[str, Any],
