@@ -110,6 +110,8 @@ async def test_connection_password_is_sealed_and_test_action_binds(client: httpx
     assert r.status_code == 200, r.text
     assert r.json()["test"] == {"ok": True, "detail": "Bound and found 3 users and 2 groups.", "users": 3,
                                 "groups": 2}
+    shown = (await owner.get(f"{CONNS}/{conn['id']}")).json()  # what the admin page shows afterwards
+    assert shown["last_test_result"]["ok"] is True and shown["last_test_at"]
     # A wrong service password: the test says so, and nothing leaks.
     r = await owner.patch(f"{CONNS}/{conn['id']}", json={"bind_password": "wrong"})
     assert r.status_code == 200, r.text

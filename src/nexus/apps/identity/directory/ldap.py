@@ -571,8 +571,7 @@ class LdapConnectionService(RecordService):
     async def test(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
         full = await uow.require(CONNECTION, record["id"])
         outcome = await asyncio.to_thread(test_connection, full)
-        uow.audit("identity", "ldap-connections", record["id"], "tested", None, outcome)
-        out = dict(record)
+        out = await self.change(uow, record, {"last_test_at": uow.now, "last_test_result": outcome}, "tested")
         out["test"] = outcome
         return out
 

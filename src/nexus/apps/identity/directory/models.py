@@ -48,6 +48,8 @@ class LdapConnection(Record, Base):
     last_sync_status: Mapped[str | None] = mapped_column(String(16))  # ok | failed | running
     last_sync_result: Mapped[dict[str, object] | None] = mapped_column(JsonType)
     highwater: Mapped[str | None] = mapped_column(String(64))  # modifyTimestamp / usnChanged of the last full pass
+    last_test_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_test_result: Mapped[dict[str, object] | None] = mapped_column(JsonType)
 
 
 class DirectoryAccount(Base):

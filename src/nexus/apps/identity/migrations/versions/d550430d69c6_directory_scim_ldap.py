@@ -1,8 +1,8 @@
 """directory scim ldap
 
-Revision ID: 2bd776f40176
+Revision ID: d550430d69c6
 Revises: 4ad622ce946d
-Create Date: 2026-11-25 21:05:41.975019
+Create Date: 2026-11-25 21:22:54.056631
 """
 from typing import Sequence, Union
 
@@ -12,7 +12,7 @@ import nexus.kernel.db.schema
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-revision: str = '2bd776f40176'
+revision: str = 'd550430d69c6'
 down_revision: Union[str, Sequence[str], None] = '4ad622ce946d'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -97,6 +97,8 @@ def upgrade() -> None:
     sa.Column('last_sync_status', sa.String(length=16), nullable=True),
     sa.Column('last_sync_result', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('highwater', sa.String(length=64), nullable=True),
+    sa.Column('last_test_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_test_result', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('id', sa.String(length=26), nullable=False),
     sa.Column('org_id', sa.String(length=26), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
