@@ -411,6 +411,11 @@ async def test_delete_user(client: httpx.AsyncClient, nx: Nexus) -> None:
     # Provisioned again later, the same address comes back as the same (restored) user.
     again = await scim.user("gone@corp.example")
     assert again["id"] == user["id"]
+    # Deleted by an admin in NEXUS: gone from SCIM too, and provisioning it again works.
+    assert (await scim.owner.delete(f"{USERS}/{user['id']}")).status_code == 204
+    assert_scim_error(await scim.get(f"/Users/{user['id']}"), 404)
+    assert await ids(scim, 'userName eq "gone@corp.example"') == []
+    assert (await scim.user("gone@corp.example"))["id"] == user["id"]
 
 
 # -- groups and roles --------------------------------------------------------------------------

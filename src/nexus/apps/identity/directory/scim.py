@@ -671,6 +671,22 @@ async def _taken_user_name(uow: UnitOfWork, user_name: str, except_id: str | Non
         raise ScimError(409, f"A user with userName {user_name!r} exists.", "uniqueness")
 
 
+async def _unlink(uow: UnitOfWork, uid: str) -> None:
+    await uow.conn.execute("DELETE FROM identity_directory_account WHERE org_id = ? AND id = ? AND source = 'scim'",
+                           [uow.ctx.org_id, uid])
+    await uow.conn.execute("DELETE FROM identity_scim_attr WHERE resource_id = ?", [uid])
+
+
+async def _forget_deleted(uow: UnitOfWork, user_name: str) -> None:
+    """A user an admin deleted in NEXUS is gone for SCIM too: their userName is free again."""
+    rows = await uow.conn.fetch(
+        "SELECT d.id FROM identity_directory_account d JOIN identity_user u ON u.id = d.id WHERE d.org_id = ?"
+        " AND d.source = 'scim' AND d.user_name_ci = ? AND u.deleted_at IS NOT NULL",
+        [uow.ctx.org_id, user_name.lower()])
+    for (uid,) in rows:
+        await _unlink(uow, uid)
+
+
 async def _email_owner(uow: UnitOfWork, email: str) -> dict[str, Any] | None:
     found = await uow.find(identity.USER, {"email": email}, include_deleted=True)
     return found[0] if found else None
@@ -684,11 +700,14 @@ async def create_user(req: Request, ctx: Context) -> Response:
     user_name = model.user_name.strip()
     users = identity.UserService.instance()
     async with UnitOfWork(nexus_of(req).db, ctx) as uow:
+        await _forget_deleted(uow, user_name)
         await _taken_user_name(uow, user_name, None)
         uid = new_id()
         email = _nexus_email(user_name, data, uid)
         existing = await _email_owner(uow, email)
         if existing is not None:
+            if existing["deleted_at"] is not None:
+                await _unlink(uow, existing["id"])  # deleted in NEXUS: the link went with them
             if await uow.get(directory.ACCOUNT, existing["id"]) is not None:
                 raise ScimError(409, f"A user with the address {email!r} is managed by another directory.",
                                 "uniqueness")
