@@ -320,6 +320,11 @@ async def test_ldap_injection_in_sign_in_names_fails(login: str, own_client: htt
     full = await ldapmod.load_connection(nx.db, owner.org_id, conn["id"])
     assert full is not None
     assert ldapmod.find_sign_in(full, login) is None  # the escaped filter matches nobody
+    refused = await audit_rows(nx, owner.org_id, action="sign_in_failed")
+    if "\x00" in login:
+        assert refused == []  # refused before any lookup (400 invalid_request)
+    else:
+        assert len(refused) == 3 and all(r["after"]["login"] == login.strip() for r in refused), refused
     assert ldapmod.find_sign_in(full, "alice") is not None  # while a real name still works
 
 

@@ -253,6 +253,8 @@ async def test_malformed_or_hostile_filters_are_400(flt: str, client: httpx.Asyn
     await scim.user("victim@corp.example")
     r = await scim.get("/Users", params={"filter": flt})
     assert_scim_error(r, 400, "invalidFilter")
+    refused = await audit_rows(nx, scim.owner.org_id, action="filter_refused")
+    assert len(refused) == 1 and refused[0]["after"]["filter"] == flt[:500] and refused[0]["actor_kind"] == "scim"
 
 
 async def test_filter_values_cannot_inject_sql(client: httpx.AsyncClient, nx: Nexus) -> None:

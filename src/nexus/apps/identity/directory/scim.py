@@ -105,10 +105,13 @@ def endpoint(fn: Handler, *, auth: bool = True) -> Callable[[Request], Awaitable
     """Authenticate the SCIM token and answer every error in the SCIM error schema."""
 
     async def run(req: Request) -> Response:
+        ctx: Context | None = None
         try:
             ctx = await authenticate(req)
             return await fn(req, ctx)
         except ScimError as exc:
+            if ctx is not None and exc.scim_type == "invalidFilter":
+                await _audit_refused_filter(req, ctx, exc)
             return error_response(exc.status, exc.detail, exc.scim_type, getattr(exc, "headers", None))
         except SCIMException as exc:
             return error_response(exc.status, exc.detail, exc.scim_type or None)
@@ -124,6 +127,15 @@ def endpoint(fn: Handler, *, auth: bool = True) -> Callable[[Request], Awaitable
 
     run.__doc__ = fn.__doc__
     return run
+
+
+async def _audit_refused_filter(req: Request, ctx: Context, exc: ScimError) -> None:
+    """A filter that does not parse is often a probe (SQL injection attempts look like that):
+    keep it in the org's audit trail."""
+    text = req.query_params.get("filter") or req.scope.get("nexus.scim.filter") or ""
+    async with UnitOfWork(nexus_of(req).db, ctx) as uow:
+        uow.audit("identity", "scim", None, "filter_refused", None,
+                  {"filter": str(text)[:500], "detail": exc.detail[:300], "path": req.url.path})
 
 
 def _validation_detail(exc: ValidationError) -> str:
@@ -504,6 +516,7 @@ async def _search(req: Request, ctx: Context, rtype: str) -> Response:
     if SEARCH_SCHEMA not in (body.get("schemas") or []):
         raise ScimError(400, f"A search request names the schema {SEARCH_SCHEMA}.", "invalidSyntax")
     params = {k: v for k, v in body.items() if k in ("filter", "sortBy", "sortOrder", "startIndex", "count")}
+    req.scope["nexus.scim.filter"] = params.get("filter")
     for k in ("startIndex", "count"):
         if k in params:
             params[k] = str(params[k])
