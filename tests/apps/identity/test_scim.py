@@ -106,7 +106,9 @@ async def test_discovery_endpoints(client: httpx.AsyncClient, nx: Nexus) -> None
     assert r.status_code == 200 and any(a["name"] == "userName" for a in r.json()["attributes"])
     assert_scim_error(await scim.get("/Schemas/urn:nope"), 404)
     assert_scim_error(await scim.get("/Nope"), 404)
-    assert_scim_error(await scim.post("/Bulk", json={}), 501)
+    assert_scim_error(await scim.post("/Bulk", json={}), 400, "invalidSyntax")
+    assert_scim_error(await scim.post("/.search", json={}), 501)
+    assert spc["bulk"] == {"supported": True, "maxOperations": 100, "maxPayloadSize": 1_000_000}
 
 
 # -- users -------------------------------------------------------------------------------------
@@ -482,3 +484,45 @@ async def test_group_token_cannot_escalate(client: httpx.AsyncClient, nx: Nexus)
 
 
 
+
+
+# -- bulk --------------------------------------------------------------------------------------
+
+BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+
+
+async def test_bulk_with_bulk_id_references(client: httpx.AsyncClient, nx: Nexus) -> None:
+    scim = await connect_scim(client, nx)
+    r = await scim.post("/Bulk", json={"schemas": [BULK], "Operations": [
+        {"method": "POST", "bulkId": "u1", "path": "/Users",
+         "data": {"schemas": [CORE_USER], "userName": "bulk1@corp.example"}},
+        {"method": "POST", "bulkId": "g1", "path": "/Groups",
+         "data": {"schemas": [CORE_GROUP], "displayName": "Bulk", "members": [{"value": "bulkId:u1"}]}},
+        {"method": "PATCH", "path": "/Users/bulkId:u1", "data": {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "title", "value": "Bulked"}]}},
+        {"method": "POST", "bulkId": "dup", "path": "/Users",
+         "data": {"schemas": [CORE_USER], "userName": "BULK1@corp.example"}},
+        {"method": "DELETE", "path": "/Users/nope"},
+        {"method": "GET", "path": "/Users"},
+        {"method": "POST", "bulkId": "g2", "path": "/Groups",
+         "data": {"schemas": [CORE_GROUP], "displayName": "x", "members": [{"value": "bulkId:never"}]}},
+    ]})
+    assert r.status_code == 200, r.text
+    ops = r.json()["Operations"]
+    assert [o["status"] for o in ops] == ["201", "201", "200", "409", "404", "400", "409"], ops
+    uid = ops[0]["location"].rsplit("/", 1)[1]
+    group = (await scim.get(f"/Groups/{ops[1]['location'].rsplit('/', 1)[1]}")).json()
+    assert group["members"][0]["value"] == uid
+    assert (await scim.get(f"/Users/{uid}")).json()["title"] == "Bulked"
+    assert ops[3]["response"]["scimType"] == "uniqueness"
+    # failOnErrors stops after that many errors; what ran before stays.
+    r = await scim.post("/Bulk", json={"schemas": [BULK], "failOnErrors": 1, "Operations": [
+        {"method": "DELETE", "path": "/Users/nope"},
+        {"method": "POST", "bulkId": "later", "path": "/Users",
+         "data": {"schemas": [CORE_USER], "userName": "never@corp.example"}},
+    ]})
+    assert [o["status"] for o in r.json()["Operations"]] == ["404"]
+    assert await ids(scim, 'userName eq "never@corp.example"') == []
+    too_many = [{"method": "DELETE", "path": f"/Users/x{i}"} for i in range(101)]
+    assert_scim_error(await scim.post("/Bulk", json={"schemas": [BULK], "Operations": too_many}), 413, "tooMany")

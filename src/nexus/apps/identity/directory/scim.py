@@ -237,7 +237,7 @@ async def service_provider_config(req: Request, ctx: Context) -> Response:
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://nexus.dev/docs/apps/identity#directory-ldapad-sync-and-scim-20",
         "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {"supported": True, "maxOperations": MAX_BULK_OPERATIONS, "maxPayloadSize": MAX_BODY},
         "filter": {"supported": True, "maxResults": MAX_COUNT},
         "changePassword": {"supported": True},
         "sort": {"supported": True},
@@ -996,8 +996,104 @@ async def delete_group(req: Request, ctx: Context) -> Response:
     return Response(status_code=204)
 
 
-async def not_supported(req: Request, ctx: Context) -> Response:
-    raise ScimError(501, "Bulk operations are not supported (see ServiceProviderConfig).")
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+MAX_BULK_OPERATIONS = 100
+_BULK_PATH = re.compile(r"^/(Users|Groups)(/[^/?#]+)?$")
+
+
+def _resolve_bulk_ids(value: Any, ids: dict[str, str]) -> Any:
+    """Replace "bulkId:<id>" references to resources created earlier in the request."""
+    if isinstance(value, str) and value.startswith("bulkId:"):
+        ref = value[7:]
+        if ref not in ids:
+            raise ScimError(409, f"bulkId {ref!r} names no resource created before it.", "invalidValue")
+        return ids[ref]
+    if isinstance(value, list):
+        return [_resolve_bulk_ids(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_bulk_ids(v, ids) for k, v in value.items()}
+    return value
+
+
+async def bulk(req: Request, ctx: Context) -> Response:
+    """POST /Bulk (RFC 7644 §3.7): each operation runs as the same request would alone, in
+    order, each in its own transaction; `failOnErrors` stops after that many errors."""
+    body = await _json_body(req)
+    if BULK_REQUEST not in (body.get("schemas") or []):
+        raise ScimError(400, f"A bulk request names the schema {BULK_REQUEST}.", "invalidSyntax")
+    ops = body.get("Operations")
+    if not isinstance(ops, list) or not ops:
+        raise ScimError(400, "Operations must be a non-empty list.", "invalidSyntax")
+    if len(ops) > MAX_BULK_OPERATIONS:
+        raise ScimError(413, f"At most {MAX_BULK_OPERATIONS} operations per request.", "tooMany")
+    fail_on = body.get("failOnErrors")
+    if fail_on is not None and (not isinstance(fail_on, int) or isinstance(fail_on, bool) or fail_on < 1):
+        raise ScimError(400, "failOnErrors is a positive integer.", "invalidValue")
+    nx = nexus_of(req)
+    ids: dict[str, str] = {}
+    results: list[dict[str, Any]] = []
+    errors = 0
+    for op in ops:
+        if fail_on is not None and errors >= fail_on:
+            break
+        out: dict[str, Any] = {}
+        try:
+            if not isinstance(op, dict):
+                raise ScimError(400, "Each operation is an object.", "invalidSyntax")
+            method = str(op.get("method", "")).upper()
+            out["method"] = method
+            if op.get("bulkId") is not None:
+                out["bulkId"] = str(op["bulkId"])
+            if method not in ("POST", "PUT", "PATCH", "DELETE"):
+                raise ScimError(400, "method is POST, PUT, PATCH or DELETE.", "invalidValue")
+            if method == "POST" and not op.get("bulkId"):
+                raise ScimError(400, "A POST operation needs a bulkId.", "invalidValue")
+            path = re.sub(r"bulkId:([^/]+)", lambda m: str(_resolve_bulk_ids(m.group(0), ids)),
+                          str(op.get("path", "")))
+            m = _BULK_PATH.match(path)
+            if m is None or (method == "POST") != (m.group(2) is None):
+                raise ScimError(400, f"{method} {path!r} is not a Users or Groups path of this kind.",
+                                "invalidPath")
+            data = _resolve_bulk_ids(op.get("data"), ids) if method != "DELETE" else None
+            headers = [(b"authorization", req.headers["authorization"].encode()),
+                       (b"content-type", MEDIA.encode()), (b"host", (req.headers.get("host") or "").encode())]
+            if op.get("version"):
+                headers.append((b"if-match", str(op["version"]).encode()))
+            payload = dumps(data) if data is not None else b""
+            route, params, _ = nx.router.match(method, BASE + path)
+            if route is None:
+                raise ScimError(404, f"No such endpoint: {path}.")
+            sub_scope = {**req.scope, "method": method, "path": BASE + path, "raw_path": (BASE + path).encode(),
+                         "query_string": b"", "headers": headers, "path_params": params}
+            sent = False
+
+            async def receive(payload: bytes = payload) -> dict[str, Any]:
+                nonlocal sent
+                if sent:
+                    return {"type": "http.disconnect"}
+                sent = True
+                return {"type": "http.request", "body": payload, "more_body": False}
+
+            resp = await route.endpoint(Request(sub_scope, receive))
+            status = resp.status_code
+            out["status"] = str(status)
+            rep = loads(bytes(resp.body)) if resp.body else None
+            if status < 300 and isinstance(rep, dict) and "meta" in rep:
+                out["location"] = rep["meta"]["location"]
+                out["version"] = rep["meta"]["version"]
+                if method == "POST" and op.get("bulkId"):
+                    ids[str(op["bulkId"])] = rep["id"]
+            elif status >= 400:
+                errors += 1
+                out["response"] = rep
+        except ScimError as exc:
+            errors += 1
+            out["status"] = str(exc.status)
+            out["response"] = {"schemas": [ERROR_SCHEMA], "status": str(exc.status), "detail": exc.detail,
+                               **({"scimType": exc.scim_type} if exc.scim_type else {})}
+        results.append(out)
+    return scim_response({"schemas": [BULK_RESPONSE], "Operations": results})
 
 
 def _r(method: str, path: str, fn: Handler, summary: str) -> RouteDef:
@@ -1033,7 +1129,7 @@ ROUTES = [
     _r("PUT", "/Groups/{id}", replace_group, "Replace a SCIM group"),
     _r("PATCH", "/Groups/{id}", patch_group, "Patch a SCIM group"),
     _r("DELETE", "/Groups/{id}", delete_group, "Delete a SCIM group"),
-    _r("POST", "/Bulk", not_supported, "Bulk (not supported)"),
+    _r("POST", "/Bulk", bulk, "Bulk operations"),
     _r("POST", "/.search", no_cross_search, "Search every type (not supported)"),
     # Anything else under /scim/v2 answers in the SCIM error schema, not with the web app.
     *(_r(m, p, no_endpoint, "Unknown SCIM endpoint")
