@@ -100,12 +100,14 @@ async def test_connection_password_is_sealed_and_test_action_binds(client: httpx
                                                                    directory: LdapServer) -> None:
     owner = await new_org(client, nx)
     conn = await add_connection(owner, directory)
-    assert "bind_password" not in conn and conn["last_sync_status"] is None
+    assert "bind_password" not in conn and "bind_secret" not in conn and conn["last_sync_status"] is None
     async with nx.db.reader() as c:
-        stored = await c.fetchval("SELECT bind_password FROM identity_ldap_connection WHERE id = ?", [conn["id"]])
+        stored = await c.fetchval("SELECT bind_secret FROM identity_ldap_connection WHERE id = ?", [conn["id"]])
     assert stored and SYNC_PW not in stored  # sealed, not stored as typed
     listed = (await owner.get(CONNS)).json()["items"]
-    assert all("bind_password" not in i for i in listed)
+    assert all("bind_password" not in i and "bind_secret" not in i for i in listed)
+    meta = (await owner.get("/api/v1/meta")).json()
+    assert SYNC_PW not in str(meta) and "bind_secret" not in str(meta)
     r = await owner.post(f"{CONNS}/{conn['id']}/test")
     assert r.status_code == 200, r.text
     assert r.json()["test"] == {"ok": True, "detail": "Bound and found 3 users and 2 groups.", "users": 3,

@@ -115,7 +115,7 @@ def _open(conn: dict[str, Any], user: str | None = None, password: str | None = 
     tls = Tls(validate=ssl.CERT_REQUIRED) if conn["url"].startswith("ldaps") or conn.get("start_tls") else None
     server = Server(conn["url"], connect_timeout=TIMEOUT, get_info=NONE, tls=tls)
     if user is None:
-        user, password = conn.get("bind_dn") or None, _unseal(conn.get("bind_password")) or None
+        user, password = conn.get("bind_dn") or None, _unseal(conn.get("bind_secret")) or None
     c = Connection(server, user=user, password=password, receive_timeout=TIMEOUT, raise_exceptions=False,
                    read_only=True, auto_referrals=False)
     try:
@@ -568,14 +568,17 @@ class LdapConnectionService(RecordService):
         unknown = set(values.get("attributes") or {}) - set(DEFAULT_ATTRIBUTES)
         if unknown:
             raise validation([{"pointer": "/attributes", "detail": f"unknown keys: {', '.join(sorted(unknown))}"}])
-        if values.get("bind_password"):
-            values["bind_password"] = _seal(values["bind_password"])
+        if "bind_password" in values:
+            # Write-only: sealed into bind_secret, never stored or shown as typed.
+            plain = values.pop("bind_password")
+            if plain:
+                values["bind_secret"] = _seal(plain)
 
     async def before_create(self, uow: UnitOfWork, values: dict[str, Any]) -> None:
         await self._validate(uow, values)
 
     async def before_update(self, uow: UnitOfWork, before: dict[str, Any], changes: dict[str, Any]) -> None:
-        if "bind_password" in changes and changes["bind_password"] is None:
+        if "bind_password" in changes and not changes["bind_password"]:
             changes.pop("bind_password")  # not given: keep the stored one
         await self._validate(uow, changes)
         if any(k in changes for k in ("url", "user_base_dn", "user_filter", "attributes", "disabled_attribute")):

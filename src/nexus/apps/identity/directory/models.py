@@ -30,7 +30,8 @@ class LdapConnection(Record, Base):
     url: Mapped[str] = mapped_column(String(500))
     start_tls: Mapped[bool] = mapped_column(Boolean, default=False)
     bind_dn: Mapped[str] = mapped_column(String(500), default="")
-    bind_password: Mapped[str | None] = mapped_column(Text)  # sealed with the org secret box
+    # The service account's password, sealed (kernel SecretBox); written as `bind_password`.
+    bind_secret: Mapped[str | None] = mapped_column(Text)
     user_base_dn: Mapped[str] = mapped_column(String(500))
     user_filter: Mapped[str] = mapped_column(String(500), default="(objectClass=inetOrgPerson)")
     group_base_dn: Mapped[str] = mapped_column(String(500), default="")

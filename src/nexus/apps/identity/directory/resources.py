@@ -16,7 +16,7 @@ class SyncRequest(Schema):
 
 
 scim_tokens = Resource(
-    app="identity", name="scim-tokens", model=models.ScimToken, create=schemas.ScimTokenCreate,
+    app="identity", name="scim-tokens", title="SCIM tokens", model=models.ScimToken, create=schemas.ScimTokenCreate,
     update=schemas.ScimTokenUpdate, service=ScimTokenService, hidden=("secret_hash",), entity="scim_token",
     importable=False, filters=("name",), sorts=("name", "created_at", "last_used_at"), search=("name",),
     actions=(Action("revoke", "revoke", permission="delete", summary="Revoke the token"),),
@@ -24,8 +24,8 @@ scim_tokens = Resource(
 )
 
 ldap_connections = Resource(
-    app="identity", name="ldap-connections", model=models.LdapConnection, create=schemas.LdapConnectionCreate,
-    service=LdapConnectionService, hidden=("bind_password",), entity="ldap_connection", importable=False,
+    app="identity", name="ldap-connections", title="LDAP connections", model=models.LdapConnection, create=schemas.LdapConnectionCreate,
+    service=LdapConnectionService, hidden=("bind_secret",), entity="ldap_connection", importable=False,
     filters=("name", "enabled", "last_sync_status"), sorts=("name", "created_at", "last_sync_at"), search=("name",),
     actions=(
         Action("test", "test", permission="update", summary="Test the connection", event="tested"),

@@ -1,8 +1,8 @@
 """directory scim ldap
 
-Revision ID: d550430d69c6
+Revision ID: 86d0c0d76000
 Revises: 4ad622ce946d
-Create Date: 2026-11-25 21:22:54.056631
+Create Date: 2026-11-25 21:36:39.886828
 """
 from typing import Sequence, Union
 
@@ -12,7 +12,7 @@ import nexus.kernel.db.schema
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'd550430d69c6'
+revision: str = '86d0c0d76000'
 down_revision: Union[str, Sequence[str], None] = '4ad622ce946d'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -79,7 +79,7 @@ def upgrade() -> None:
     sa.Column('url', sa.String(length=500), nullable=False),
     sa.Column('start_tls', sa.Boolean(), nullable=False),
     sa.Column('bind_dn', sa.String(length=500), nullable=False),
-    sa.Column('bind_password', sa.Text(), nullable=True),
+    sa.Column('bind_secret', sa.Text(), nullable=True),
     sa.Column('user_base_dn', sa.String(length=500), nullable=False),
     sa.Column('user_filter', sa.String(length=500), nullable=False),
     sa.Column('group_base_dn', sa.String(length=500), nullable=False),
