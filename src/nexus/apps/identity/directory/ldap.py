@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,24 +47,34 @@ DEFAULT_ATTRIBUTES = {
 AD_ATTRIBUTES = {"username": "sAMAccountName", "name": "displayName", "change_marker": "uSNChanged"}
 AD_DISABLED_BIT = 0x2  # userAccountControl ACCOUNTDISABLE
 
-_box: SecretBox | None = None
+@dataclass
+class _Runtime:
+    box: SecretBox
+    jobs: Any
 
 
-def configure(secret_key: str) -> None:
-    global _box
-    _box = SecretBox(secret_key, "identity.ldap-bind-password")
+# Per installation (keyed by its database), so that several NEXUS instances in one process —
+# tests, the CLI — each seal with their own NEXUS_SECRET_KEY and queue on their own queue.
+_runtimes: weakref.WeakKeyDictionary[Any, _Runtime] = weakref.WeakKeyDictionary()
 
 
-def _seal(value: str) -> str:
-    assert _box is not None, "identity.directory.setup() was not run"
-    return _box.seal(value)
+def _runtime(db: Any) -> _Runtime:
+    rt = _runtimes.get(db)
+    if rt is None:
+        raise RuntimeError("identity.directory.setup() was not run for this installation")
+    return rt
 
 
-def _unseal(value: str | None) -> str:
-    if not value:
-        return ""
-    assert _box is not None
-    return _box.open(value)
+def _seal(db: Any, value: str) -> str:
+    return _runtime(db).box.seal(value)
+
+
+def _with_password(db: Any, conn: dict[str, Any]) -> dict[str, Any]:
+    """The connection as the directory code needs it: with the service password opened."""
+    out = dict(conn)
+    sealed = out.pop("bind_secret", None)
+    out["bind_plain"] = _runtime(db).box.open(sealed) if sealed else ""
+    return out
 
 
 def attribute_map(conn: dict[str, Any]) -> dict[str, str]:
@@ -115,7 +126,7 @@ def _open(conn: dict[str, Any], user: str | None = None, password: str | None = 
     tls = Tls(validate=ssl.CERT_REQUIRED) if conn["url"].startswith("ldaps") or conn.get("start_tls") else None
     server = Server(conn["url"], connect_timeout=TIMEOUT, get_info=NONE, tls=tls)
     if user is None:
-        user, password = conn.get("bind_dn") or None, _unseal(conn.get("bind_secret")) or None
+        user, password = conn.get("bind_dn") or None, conn.get("bind_plain") or None
     c = Connection(server, user=user, password=password, receive_timeout=TIMEOUT, raise_exceptions=False,
                    read_only=True, auto_referrals=False)
     try:
@@ -260,7 +271,7 @@ async def load_connection(db: Any, org_id: str, conn_id: str) -> dict[str, Any] 
     async with db.reader() as c:
         row = await c.fetchrow(f"SELECT {CONNECTION.select_list} FROM identity_ldap_connection"
                                " WHERE org_id = ? AND id = ? AND deleted_at IS NULL", [org_id, conn_id])
-    return None if row is None else CONNECTION.to_dict(db.dialect, row)
+    return None if row is None else _with_password(db, CONNECTION.to_dict(db.dialect, row))
 
 
 def _profile(conn: dict[str, Any], e: Entry) -> dict[str, Any]:
@@ -572,7 +583,7 @@ class LdapConnectionService(RecordService):
             # Write-only: sealed into bind_secret, never stored or shown as typed.
             plain = values.pop("bind_password")
             if plain:
-                values["bind_secret"] = _seal(plain)
+                values["bind_secret"] = _seal(uow.db, plain)
 
     async def before_create(self, uow: UnitOfWork, values: dict[str, Any]) -> None:
         await self._validate(uow, values)
@@ -585,25 +596,19 @@ class LdapConnectionService(RecordService):
             changes["highwater"] = None  # what was read before no longer says what changed since
 
     async def test(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
-        full = await uow.require(CONNECTION, record["id"])
+        full = _with_password(uow.db, await uow.require(CONNECTION, record["id"]))
         outcome = await asyncio.to_thread(test_connection, full)
         out = await self.change(uow, record, {"last_test_at": uow.now, "last_test_result": outcome}, "tested")
         out["test"] = outcome
         return out
 
     async def sync(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
-        jobs = uow_jobs(uow)
+        jobs = _runtime(uow.db).jobs
+        if jobs is None:
+            raise Problem(503, "This installation runs no background jobs; sync cannot be queued.")
         await jobs.enqueue_in(uow, SYNC_JOB, {"connection_id": record["id"], "full": bool(body and body.full)},
                               unique_key=f"ldap:{record['id']}")
         return await self.change(uow, record, {"last_sync_status": "queued"}, "sync_requested")
-
-
-_jobs: Any = None
-
-
-def uow_jobs(uow: UnitOfWork) -> Any:
-    assert _jobs is not None, "identity.directory.setup() was not run"
-    return _jobs
 
 
 async def sync_job(ctx: Any, payload: dict[str, Any]) -> None:
@@ -622,19 +627,14 @@ async def tick_job(ctx: Any, payload: dict[str, Any]) -> None:
         async with db.transaction() as tx:
             await tx.execute("UPDATE identity_ldap_connection SET next_sync_at = ? WHERE id = ?",
                              [db.ts(_next_run(cron, now)) if cron else None, conn_id])
-        await _jobs.enqueue(SYNC_JOB, {"connection_id": conn_id, "org_id": org_id}, org_id=org_id,
+        await _runtime(db).jobs.enqueue(SYNC_JOB, {"connection_id": conn_id, "org_id": org_id}, org_id=org_id,
                             unique_key=f"ldap:{conn_id}")
 
 
 def install(nx: Any) -> None:
-    global _jobs
-    configure(nx.settings.secret_key)
     jobs = nx.state.get("jobs")
-    if jobs is None:
-        return
-    _jobs = jobs
-    if SYNC_JOB not in jobs.types:
+    _runtimes[nx.db] = _Runtime(SecretBox(nx.settings.secret_key, "identity.ldap-bind-password"), jobs)
+    if jobs is not None and SYNC_JOB not in jobs.types:
         jobs.register(SYNC_JOB, sync_job, max_attempts=3, timeout=1800)
         jobs.register(TICK_JOB, tick_job, max_attempts=1, timeout=120)
         jobs.schedule(TICK_JOB, "* * * * *", TICK_JOB)
-
