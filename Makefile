@@ -29,6 +29,7 @@ test: install-test services lint web
 	bash scripts/web.sh test
 	bash scripts/chromium.sh
 	bash scripts/xmlsec1.sh
+	bash scripts/slapd.sh
 	NEXUS_E2E=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 	NEXUS_TEST_DATABASES=sqlite,postgresql $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 

@@ -88,6 +88,10 @@ function Sidebar({ open, onNavigate }: { open: boolean; onNavigate: () => void }
     can('users') && { to: '/admin/users', label: 'Users', icon: 'users' },
     can('roles') && { to: '/admin/roles', label: 'Roles', icon: 'shield' },
     can('api-keys') && { to: '/admin/api-keys', label: 'API keys', icon: 'key' },
+    // Directory and provisioning: the generic record views draw these (LDAP "test" and "sync" are actions).
+    can('ldap-connections') && { to: '/r/identity/ldap-connections', label: 'LDAP / AD', icon: 'git-branch' },
+    can('scim-tokens') && { to: '/r/identity/scim-tokens', label: 'SCIM tokens', icon: 'zap' },
+    can('directory-groups') && { to: '/r/identity/directory-groups', label: 'Directory groups', icon: 'users' },
     hasExplicitPermission(me, 'audit.trail.read') && { to: '/admin/audit', label: 'Audit log', icon: 'activity' },
     can('identity-providers') && { to: '/admin/sso', label: 'Single sign-on', icon: 'link' },
     findResource(meta, 'identity', 'users')?.permissions.update && { to: '/admin/security', label: 'Security', icon: 'lock' },

@@ -102,6 +102,15 @@ class ApiKey(Record, Base):
 
 
 # Federation (SAML 2.0, external OIDC) keeps its tables in its own module.
+# Directory and provisioning (SCIM, LDAP) keep their tables in their own subpackage.
+from .directory.models import (  # noqa: E402,F401
+    DirectoryAccount,
+    DirectoryGroup,
+    DirectoryMember,
+    LdapConnection,
+    ScimAttr,
+    ScimToken,
+)
 from .federation.models import (  # noqa: E402,F401
     FederatedIdentity,
     FederationState,

@@ -50,3 +50,6 @@ RESOURCES = [users, roles, api_keys]
 from .federation.resources import RESOURCES as _FEDERATION  # noqa: E402
 
 RESOURCES += _FEDERATION
+from .directory.resources import RESOURCES as _DIRECTORY  # noqa: E402
+
+RESOURCES += _DIRECTORY

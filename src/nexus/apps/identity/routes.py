@@ -23,6 +23,7 @@ def setup(nx: Nexus) -> None:
     register_authenticator(nx.auth)
     nx.state["identity.signin"] = SignIn(nx.db, nx)
     _security_setup(nx)
+    _directory.setup(nx)
 
 
 async def _form(req: Request) -> dict[str, str]:
@@ -40,7 +41,7 @@ async def _form(req: Request) -> dict[str, str]:
             if len(v) != 1:
                 raise Problem(400, f"{k} is given more than once.", extra={"error": "invalid_request"})
             out[k] = v[0]
-        return out
+        return _no_nul(out)
     if media == "application/json":
         from nexus.kernel.jsonutil import loads
 
@@ -50,8 +51,15 @@ async def _form(req: Request) -> dict[str, str]:
             raise Problem(400, "The body is not valid JSON.", type="malformed-json", extra={"error": "invalid_request"}) from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise Problem(400, "The body must be an object of strings.", extra={"error": "invalid_request"})
-        return data
+        return _no_nul(data)
     raise Problem(415, "Send application/x-www-form-urlencoded (RFC 6749) or application/json.")
+
+
+def _no_nul(form: dict[str, str]) -> dict[str, str]:
+    # No name, password or token holds a NUL; PostgreSQL text cannot even hold one.
+    if any("\x00" in k or "\x00" in v for k, v in form.items()):
+        raise Problem(400, "NUL characters are not allowed.", extra={"error": "invalid_request"})
+    return form
 
 
 def _client(req: Request) -> str | None:
@@ -180,3 +188,8 @@ from .security import routes as _security  # noqa: E402
 from .security import setup as _security_setup  # noqa: E402
 
 ROUTES += _SECURITY_ROUTES
+# Directory and provisioning: SCIM 2.0 (/scim/v2) and LDAP sync; its setup runs in setup().
+from . import directory as _directory  # noqa: E402
+from .directory import scim as _scim  # noqa: E402
+
+ROUTES += _scim.ROUTES

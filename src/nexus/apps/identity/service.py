@@ -458,6 +458,8 @@ class SignIn:
     def __init__(self, db: Database, nx: Any) -> None:
         self.db = db
         self.nx = nx
+        # Directory sign-in (LDAP bind), plugged in by identity.directory.setup.
+        self.directory: Any = None
 
     async def password_grant(self, username: str, password: str, org_slug: str | None,
                              client_addr: str | None, user_agent: str | None) -> dict[str, Any]:
@@ -475,6 +477,12 @@ class SignIn:
             args.append(org_slug)
         async with self.db.reader() as conn:
             rows = await conn.fetch(sql, args)
+        if not rows and self.directory is not None:
+            # A directory user not imported yet, or signing in with their directory username.
+            found = await self.directory.provision(username.strip(), password, org_slug)
+            if found is not None:
+                async with self.db.reader() as conn:
+                    rows = await conn.fetch(sql, [found, *args[1:]])
         if len(rows) > 1:
             raise Problem(400, "This email belongs to several organisations; pass org=<slug>.",
                           extra={"error": "invalid_request"})
@@ -494,6 +502,10 @@ class SignIn:
         # Always verify (a dummy hash when there is no password), so that neither the answer
         # nor its timing tells whether the account exists, is invited or is deactivated.
         password_ok = _verify(pw_hash or _DUMMY_HASH, password) and bool(pw_hash)
+        if self.directory is not None:
+            by_directory = await self.directory.check_password(org_id, user_id, password)
+            if by_directory is not None:
+                password_ok = by_directory  # the directory's password, not a local one
         if password_ok and status != "active":
             await self._audit_failure(org_id, user_id, email, client_addr, status, user_agent)
             raise invalid_grant("This account is not active.")
@@ -518,7 +530,7 @@ class SignIn:
                 await security_core.record_sign_in(uow, user_id, "password", False,
                                                    "wrong password" if pw_hash else "no password", user_agent)
             raise invalid_grant("Wrong email or password.")
-        if hasher.check_needs_rehash(pw_hash):
+        if pw_hash and hasher.check_needs_rehash(pw_hash):  # directory users have no local hash
             async with self.db.transaction() as conn:
                 await conn.execute("UPDATE identity_user SET password_hash = ? WHERE id = ?",
                                    [hasher.hash(password), user_id])
