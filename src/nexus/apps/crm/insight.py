@@ -110,8 +110,8 @@ async def board(db: Database, cursors: CursorCodec, org_id: str, pipeline: dict[
         cards: dict[str, list[dict[str, Any]]] = {}
         if stages:
             # One round trip for every column's first page, each from the board index.
-            part = f"SELECT * FROM ({_card_sql(bool(owner_id))} ORDER BY updated_at DESC, id DESC LIMIT ?)"
-            sql = " UNION ALL ".join(part for _ in stages)
+            part = f"SELECT * FROM ({_card_sql(bool(owner_id))} ORDER BY updated_at DESC, id DESC LIMIT ?) AS c{{}}"
+            sql = " UNION ALL ".join(part.format(i) for i in range(len(stages)))
             args: list[Any] = []
             for s in stages:
                 args += [org_id, s["id"], *extra, limit + 1]
@@ -124,7 +124,8 @@ async def board(db: Database, cursors: CursorCodec, org_id: str, pipeline: dict[
     today = utcnow().date()
     columns = []
     for s in stages:
-        items = cards.get(s["id"], [])
+        # UNION ALL keeps no promise about order across its parts: each column is sorted here.
+        items = sorted(cards.get(s["id"], []), key=lambda d: (d["updated_at"], d["id"]), reverse=True)
         nxt = None
         if len(items) > limit:
             items = items[:limit]

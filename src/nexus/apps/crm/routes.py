@@ -230,7 +230,7 @@ async def report(req: Request) -> Response:
 async def timeline(req: Request) -> Response:
     """What happened to a contact, company or deal, newest first."""
     nx = nexus_of(req)
-    r = _TL_RESOURCES[req.path_params["resource"]]
+    r = _TL_RESOURCES[req.scope["path"].split("/")[4]]  # /api/v1/crm/{contacts|companies|deals}/{id}/timeline
     params = query_params(req)
     _only(params, {"limit", "cursor", "kind"})
     p, record = await _visible(req, r, req.path_params["id"])
