@@ -148,6 +148,7 @@ async def test_duplicates_are_refused_with_candidates_unless_forced(client: http
                                {"first_name": "Dup", "email": "JOSE@example.com"}])
     assert r.status_code == 200, r.text
     assert r.json()["created"] == 1 and r.json()["errors"][0]["row"] == 2
+    assert r.json()["errors"][0]["candidates"][0]["id"] == first["id"]
 
 
 async def test_merge_contacts_moves_everything_and_is_audited(client: httpx.AsyncClient, nx: Nexus) -> None:

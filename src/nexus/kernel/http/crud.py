@@ -446,7 +446,9 @@ async def import_records(nx: Nexus, req: Request, r: Resource) -> Response:
                     rec = await r.service_instance.create(uow, values)
                     created.append(rec["id"])
                 except Problem as prob:
-                    errors.append({"row": line, "errors": prob.errors or [{"pointer": "", "detail": prob.detail}]})
+                    # A refusal's own fields (a duplicate's candidates…) stay with its row.
+                    errors.append({**prob.extra, "row": line,
+                                   "errors": prob.errors or [{"pointer": "", "detail": prob.detail}]})
             uow.audit(r.app, r.name, None, "imported", None, {"rows": len(rows), "created": len(created),
                                                                "errors": len(errors), "mode": mode})
             if dry_run or (errors and mode == "atomic"):
