@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexus.kernel.db.schema import Base, IdType, JsonType, Record, Timestamp
@@ -312,3 +312,25 @@ class EventCursor(Base):
     consumer: Mapped[str] = mapped_column(String(200), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class CustomField(Record, Base):
+    """A field an org adds to a resource that opted in (Resource.custom_fields): values live
+    in that record's `custom` JSON column, typed and checked by kernel/customfields.py."""
+
+    __tablename__ = "kernel_custom_field"
+    resource: Mapped[str] = mapped_column(String(130))  # "app.resource"
+    name: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))  # text | number | date | choice | reference
+    choices: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    reference: Mapped[str | None] = mapped_column(String(130))
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        Index("ix_kernel_custom_field_org_created", "org_id", "created_at"),
+        Index("uq_kernel_custom_field_name", "org_id", "resource", "name", unique=True,
+              sqlite_where=text("deleted_at IS NULL"), postgresql_where=text("deleted_at IS NULL")),
+    )

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from nexus.kernel.db import Database
     from nexus.kernel.records import TableSpec
 
-RESERVED = frozenset({"limit", "cursor", "sort", "q", "view", "deleted", "format", "mode", "dry_run"})
+RESERVED = frozenset({"limit", "cursor", "sort", "q", "view", "deleted", "format", "mode", "dry_run", "mapping"})
 OPS_BY_KIND = {
     "str": ("eq", "ne", "in", "nin", "isnull", "startswith"),
     "int": ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "isnull"),
@@ -129,6 +129,7 @@ def parse_list_query(
     cursors: CursorCodec,
     extra_where: list[tuple[str, list[Any]]] | None = None,
     allow: frozenset[str] = RESERVED,
+    custom: Mapping[str, dict[str, Any]] | None = None,
 ) -> ListQuery:
     where: list[str] = []
     args: list[Any] = []
@@ -142,6 +143,20 @@ def parse_list_query(
         name, op = key, "eq"
         if key.endswith("]") and "[" in key:
             name, _, op = key[:-1].partition("[")
+        if name.startswith("custom.") and custom is not None:
+            # An org's custom field (kernel/customfields.py): a typed condition on the JSON column.
+            from nexus.kernel.customfields import filter_sql
+
+            d = custom.get(name[7:])
+            if d is None:
+                raise bad_request(f"{name!r} is not a custom field of this list. Custom fields: "
+                                  f"{', '.join('custom.' + n for n in custom) or 'none'}.", pointer=f"/query/{key}")
+            for raw in values:
+                fp_parts.append(f"{key}={raw}")
+                clause, cargs = filter_sql(db, spec.name, d, op, raw, key)
+                where.append(clause)
+                args.extend(cargs)
+            continue
         if name not in filters:
             raise bad_request(
                 f"{name!r} is not a filter of this list. Filters: {', '.join(filters) or 'none'}.",

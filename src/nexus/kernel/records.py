@@ -34,6 +34,7 @@ class ColumnSpec:
     kind: str  # str | int | float | decimal | bool | ts | date | json
     nullable: bool
     max_length: int | None
+    scale: int | None = None  # decimal places of a Numeric column
 
 
 def _kind(col: Any) -> str:
@@ -67,7 +68,8 @@ class TableSpec:
         self.model = model
         self.name: str = table.name
         cols = sorted(table.columns, key=lambda c: (c.name != "id", c.name in _RECORD_TAIL))
-        every = tuple(ColumnSpec(c.name, _kind(c), bool(c.nullable), getattr(c.type, "length", None)) for c in cols)
+        every = tuple(ColumnSpec(c.name, _kind(c), bool(c.nullable), getattr(c.type, "length", None),
+                                 getattr(c.type, "scale", None) if _kind(c) == "decimal" else None) for c in cols)
         self.hidden = frozenset(hidden)
         # `columns`/`names` are what reads return; hidden columns (secrets, hashes) are
         # written but never selected by the generic paths.
@@ -116,9 +118,9 @@ class TableSpec:
                 elif c.kind == "json":
                     out.append((i, _json_text))
                 elif c.kind == "decimal":
-                    out.append((i, _decimal_str))
+                    out.append((i, _decimal_formatter(c.scale)))
             elif c.kind == "decimal":
-                out.append((i, _decimal_str))
+                out.append((i, _decimal_formatter(c.scale)))
             elif c.kind == "date":
                 out.append((i, _date_str))
         self._decoders[dialect] = out
@@ -154,6 +156,18 @@ def _json_text(v: Any) -> Any:
 
 def _decimal_str(v: Any) -> str:
     return str(v) if not isinstance(v, str) else v
+
+
+def _decimal_formatter(scale: int | None) -> Any:
+    """Money and quantities read back as written on every database: SQLite's NUMERIC affinity
+    stores 1500.00 as the integer 1500, so a column with a declared scale is formatted with it."""
+    if scale is None:
+        return _decimal_str
+
+    def fmt(v: Any) -> str:
+        return f"{Decimal(str(v)):.{scale}f}"
+
+    return fmt
 
 
 def _date_str(v: Any) -> str:
@@ -468,7 +482,7 @@ class UnitOfWork:
             elif c.kind == "ts" and self.dialect == "sqlite":
                 out[k] = self.db.ts(v)
             elif c.kind == "decimal":
-                out[k] = str(v)
+                out[k] = _decimal_formatter(c.scale)(v)
             elif c.kind == "date":
                 out[k] = v.isoformat() if isinstance(v, date) else v
             else:

@@ -99,9 +99,19 @@ class Resource:
     # Global search: who may find a record — None (everyone who may read the resource) or
     # tokens "user:<id>" / "role:<name>" (kernel/search.py). Keep it in step with `rule`.
     search_visibility: Callable[[dict[str, Any]], list[str] | None] | None = None
+    # Custom fields per org (kernel/customfields.py): the model has a JSON `custom` column;
+    # the create and update schemas take `custom` (added here when the app's lacks it).
+    custom_fields: bool = False
 
     def __post_init__(self) -> None:
         self.spec = TableSpec(self.model, self.hidden)
+        if self.custom_fields:
+            if not self.spec.has("custom") or self.spec.by_name["custom"].kind != "json":
+                raise ValueError(f"{self.app}.{self.name}: custom_fields needs a JSON column `custom`")
+            if "custom" not in self.create.model_fields:
+                self.create = _with_custom(self.create)
+            if self.update is not None and "custom" not in self.update.model_fields:
+                self.update = _with_custom(self.update, optional=True)
         self.title = self.title or self.name.replace("-", " ").replace("_", " ").capitalize()
         self.entity = self.entity or (self.name[:-1] if self.name.endswith("s") else self.name).replace("-", "_")
         if self.update is None:
@@ -175,6 +185,10 @@ class RecordService:
 
     # -- use cases -----------------------------------------------------------
     async def create(self, uow: UnitOfWork, values: dict[str, Any]) -> dict[str, Any]:
+        if self.resource.custom_fields:
+            from nexus.kernel.customfields import check_values
+
+            await check_values(uow, self.resource, values, None)
         await self.check_references(uow, values)
         await self.before_create(uow, values)
         record = await uow.insert(self.spec, values)
@@ -188,6 +202,10 @@ class RecordService:
         if expected_version is not None and before["version"] != expected_version:
             raise Problem(412, "The record was changed by someone else; reload it and try again.",
                           extra={"current_version": before["version"]})
+        if self.resource.custom_fields:
+            from nexus.kernel.customfields import check_values
+
+            await check_values(uow, self.resource, changes, before)
         self.refuse_nulls(changes)
         await self.check_references(uow, changes)
         await self.before_update(uow, before, changes)
@@ -296,6 +314,18 @@ def _comparable(new: Any, old: Any) -> Any:
             return iso(new)
         return str(new) if not isinstance(new, (list, dict, bool, int)) else new
     return new
+
+
+CUSTOM_DESCRIPTION = "This org's custom fields, by name (GET /api/v1/meta lists them); PATCH merges, null removes"
+
+
+def _with_custom(model: type[BaseModel], optional: bool = False) -> type[BaseModel]:
+    from pydantic import Field
+
+    ann: Any = dict[str, Any] | None if optional else dict[str, Any]
+    default: Any = None if optional else {}
+    return create_model(model.__name__, __base__=model,  # type: ignore[call-overload,no-any-return]
+                        custom=(ann, Field(default=default, description=CUSTOM_DESCRIPTION)))
 
 
 def partial_model(model: type[BaseModel]) -> type[BaseModel]:

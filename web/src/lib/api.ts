@@ -42,10 +42,12 @@ export class ApiError extends Error {
   }
 }
 
-/** "/title" → "title", "/checklist/0/text" → "checklist", "" or "/" → "". */
+/** "/title" → "title", "/checklist/0/text" → "checklist", "/custom/tier" → "custom.tier" (an org's custom field), "" or "/" → "". */
 export function pointerField(pointer: string | undefined | null): string {
   if (!pointer) return ''
-  const seg = pointer.replace(/^\//, '').split('/')[0] ?? ''
+  const segs = pointer.replace(/^\//, '').split('/')
+  const seg = segs[0] ?? ''
+  if (seg === 'custom' && segs[1]) return `custom.${segs[1]}`
   return seg.replace(/~1/g, '/').replace(/~0/g, '~')
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { bodyFromDraft, fromDraft, initialDraft, validateDraft, validateField } from './forms'
-import { editableFields, type FieldMeta } from './meta'
+import { editableFields, type FieldMeta, type ResourceMeta } from './meta'
+import { pointerField } from './api'
 import { TASKS } from '../test/session'
 
 const f = (over: Partial<FieldMeta>): FieldMeta => ({
@@ -65,5 +66,37 @@ describe('form bodies from task metadata', () => {
     const iso = fromDraft(due, '2026-03-01T09:30') as string
     expect(new Date(iso).getTime()).toBe(new Date('2026-03-01T09:30').getTime())
     expect(iso.endsWith('Z')).toBe(true)
+  })
+})
+
+describe('custom fields', () => {
+  const resource = {
+    app: 'crm', name: 'contacts', title: 'Contacts', entity: 'contact', path: '/api/v1/crm/contacts', title_field: 'name',
+    fields: [
+      { name: 'first_name', label: 'First name', type: 'string', required: false, nullable: false, readonly: false, filterable: true, sortable: false, searchable: false },
+      { name: 'custom', label: 'Custom', type: 'json', required: false, nullable: false, readonly: false, filterable: false, sortable: false, searchable: false },
+    ],
+    filters: [], sorts: [], default_sort: 'name', search: [], views: [], actions: [],
+    permissions: { read: true, create: true, update: true, delete: true, export: true, import: true },
+    custom_fields: [
+      { name: 'custom.tier', key: 'tier', label: 'Tier', type: 'choice', required: true, choices: ['gold', 'silver'] },
+      { name: 'custom.size', key: 'size', label: 'Size', type: 'number', required: false },
+    ],
+  } as ResourceMeta
+
+  it('edits each custom field as its own input and sends them in one custom object', () => {
+    const fields = editableFields(resource)
+    expect(fields.map((f) => f.name)).toEqual(['first_name', 'custom.tier', 'custom.size'])
+    const record = { id: 'C1', first_name: 'Ada', custom: { tier: 'gold', size: 41 } }
+    const draft = initialDraft(fields, record)
+    expect(draft['custom.tier']).toBe('gold')
+    expect(validateDraft(fields, { ...draft, 'custom.tier': 'bronze' })['custom.tier']).toMatch(/gold, silver/)
+    expect(bodyFromDraft(fields, { ...draft, 'custom.tier': 'silver', 'custom.size': '' }, record)).toEqual({
+      custom: { tier: 'silver', size: null },
+    })
+    expect(bodyFromDraft(fields, { first_name: 'Bo', 'custom.tier': 'gold', 'custom.size': '42' })).toEqual({
+      first_name: 'Bo', custom: { tier: 'gold', size: 42 },
+    })
+    expect(pointerField('/custom/tier')).toBe('custom.tier')
   })
 })

@@ -1,6 +1,6 @@
 // Form values from field metadata: what an input holds (a "draft"), what the API takes,
 // and the client-side checks that mirror the server's (required, lengths, ranges, pattern).
-import type { FieldMeta } from './meta'
+import { fieldValue, type FieldMeta } from './meta'
 
 export type Draft = Record<string, unknown>
 
@@ -47,7 +47,7 @@ export function toDraft(f: FieldMeta, value: unknown): unknown {
 /** A fresh form for creating a record: the declared defaults. */
 export function initialDraft(fields: FieldMeta[], record?: Record<string, unknown> | null): Draft {
   const d: Draft = {}
-  for (const f of fields) d[f.name] = toDraft(f, record ? record[f.name] : f.default)
+  for (const f of fields) d[f.name] = toDraft(f, record ? fieldValue(record, f.name) : f.default)
   return d
 }
 
@@ -168,14 +168,19 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
  */
 export function bodyFromDraft(fields: FieldMeta[], draft: Draft, original?: Record<string, unknown> | null): Record<string, unknown> {
   const body: Record<string, unknown> = {}
+  // Custom fields ("custom.tier") travel in one `custom` object; PATCH merges it, null removes a value.
+  const put = (name: string, value: unknown) => {
+    if (!name.startsWith('custom.')) body[name] = value
+    else body.custom = { ...(body.custom as Record<string, unknown> | undefined), [name.slice(7)]: value }
+  }
   for (const f of fields) {
     const value = fromDraft(f, draft[f.name])
     if (original) {
-      const before = original[f.name] ?? (f.type === 'list' ? [] : null)
+      const before = fieldValue(original, f.name) ?? (f.type === 'list' ? [] : null)
       const norm = value === undefined ? before : value
-      if (!same(norm, before) && !(f.type === 'datetime' && sameInstant(norm, before))) body[f.name] = value ?? null
+      if (!same(norm, before) && !(f.type === 'datetime' && sameInstant(norm, before))) put(f.name, value ?? null)
     } else if (value !== undefined && !(value === null && isBlank(draft[f.name]))) {
-      body[f.name] = value
+      put(f.name, value)
     }
   }
   return body

@@ -114,6 +114,44 @@ export interface ResourceMeta {
   actions: ActionMeta[]
   permissions: Permissions
   events?: string[]
+  /** The org's custom fields (kernel custom fields), when the resource takes them. */
+  custom_fields?: CustomFieldMeta[]
+}
+
+export interface CustomFieldMeta {
+  /** "custom.<key>": the filter name and the CSV column. */
+  name: string
+  key: string
+  label: string
+  type: 'text' | 'number' | 'date' | 'choice' | 'reference'
+  required: boolean
+  choices?: string[]
+  reference?: string
+  operators?: string[]
+  description?: string
+}
+
+const CUSTOM_TYPES: Record<CustomFieldMeta['type'], FieldType> = {
+  text: 'string', number: 'number', date: 'date', choice: 'choice', reference: 'reference',
+}
+
+/** Custom fields as ordinary field metadata named "custom.<key>" (forms, lists, filters, imports). */
+export function customFields(r: ResourceMeta): FieldMeta[] {
+  return (r.custom_fields ?? []).map((c) => ({
+    name: c.name, label: c.label, type: CUSTOM_TYPES[c.type] ?? 'string', required: c.required, nullable: !c.required,
+    readonly: false, filterable: true, sortable: false, searchable: false, updatable: true, description: c.description,
+    choices: c.choices, reference: c.reference, operators: c.operators,
+  }))
+}
+
+/** A record's value of a field, custom ones ("custom.tier") read from its `custom` object. */
+export function fieldValue(rec: Record<string, unknown> | null | undefined, name: string): unknown {
+  if (!rec) return undefined
+  if (name.startsWith('custom.') && !(name in rec)) {
+    const custom = rec.custom
+    return custom && typeof custom === 'object' ? (custom as Record<string, unknown>)[name.slice(7)] : undefined
+  }
+  return rec[name]
 }
 
 export interface AppMeta {
@@ -173,7 +211,11 @@ export function field(r: ResourceMeta, name: string): FieldMeta | undefined {
 
 /** Fields a person edits in a form: writable, not the kernel's bookkeeping. */
 export function editableFields(r: ResourceMeta): FieldMeta[] {
-  const fields = r.fields.filter((f) => !f.readonly && !SYSTEM_FIELDS.has(f.name))
+  // A resource with custom fields edits them one input each, not as the raw `custom` object.
+  const fields = [
+    ...r.fields.filter((f) => !f.readonly && !SYSTEM_FIELDS.has(f.name) && !(r.custom_fields && f.name === 'custom')),
+    ...customFields(r),
+  ]
   // Create-only fields (a user's password) go after the stored ones.
   // The title first, then long text, then the rest in declared order.
   const rank = (f: FieldMeta) => (f.name === r.title_field ? 0 : f.type === 'string' && (f.max_length ?? 0) > 1000 ? 1 : 2)

@@ -51,7 +51,8 @@ _RESOURCE_TEMPLATES = {
     3: "/api/v1/{app}/{resource}/{id}",
     4: "/api/v1/{app}/{resource}/{id}/{action}",
 }
-KERNEL_SUBSYSTEMS = ("audit", "jobs", "blobs", "search", "ratelimit", "metrics", "webhooks", "notifications")
+KERNEL_SUBSYSTEMS = ("audit", "jobs", "blobs", "search", "ratelimit", "metrics", "webhooks", "notifications",
+                     "customfields")
 
 
 class BodyTooLarge(Exception):

@@ -98,8 +98,17 @@ def _deleted_clause(params: dict[str, list[str]]) -> str:
     raise bad_request("deleted must be exclude, include or only.", pointer="/query/deleted")
 
 
+async def custom_defs(nx: Nexus, r: Resource, org_id: str) -> dict[str, dict[str, Any]] | None:
+    """The org's custom fields of the resource by name, or None when it takes none."""
+    if not r.custom_fields:
+        return None
+    from nexus.kernel.customfields import definitions_for
+
+    return {d["name"]: d for d in await definitions_for(nx.db, org_id, r.key)}
+
+
 def _list_sql(nx: Nexus, req: Request, r: Resource, params: dict[str, list[str]], ctx_org: str,
-              principal: Any) -> tuple[str, list[Any], Any]:
+              principal: Any, custom: dict[str, dict[str, Any]] | None = None) -> tuple[str, list[Any], Any]:
     extra: list[tuple[str, list[Any]]] = []
     default_sort = r.default_sort
     view_name = params["view"][0] if params.get("view") else None
@@ -110,7 +119,7 @@ def _list_sql(nx: Nexus, req: Request, r: Resource, params: dict[str, list[str]]
         extra = view.where(principal, nx.db)
         default_sort = view.default_sort or default_sort
     lq = parse_list_query(nx.db, r.spec, params, filters=r.filters, sorts=r.sorts, search=r.search,
-                          default_sort=default_sort, cursors=nx.cursors, extra_where=extra)
+                          default_sort=default_sort, cursors=nx.cursors, extra_where=extra, custom=custom)
     spec = r.spec
     sql = f"SELECT {spec.select_list} FROM {spec.name} WHERE org_id = ?"
     if spec.soft_delete:
@@ -135,7 +144,8 @@ async def list_records(nx: Nexus, req: Request, r: Resource) -> Response:
     p = await nx.principal(req)
     require(p, r.permission("read"))
     params = query_params(req)
-    sql, args, lq = _list_sql(nx, req, r, params, p.org_id, p)
+    custom = await custom_defs(nx, r, p.org_id) if r.custom_fields else None
+    sql, args, lq = _list_sql(nx, req, r, params, p.org_id, p, custom)
     sql += " LIMIT ?"
     args.append(lq.limit + 1)
     async with nx.db.reader() as conn:
@@ -307,7 +317,8 @@ async def export_records(nx: Nexus, req: Request, r: Resource) -> Response:
         raise bad_request("format must be csv or json.", pointer="/query/format")
     params.pop("cursor", None)
     params.pop("limit", None)
-    base_sql, base_args, lq = _list_sql(nx, req, r, params, ctx.org_id, ctx.principal)
+    custom = await custom_defs(nx, r, ctx.org_id)
+    base_sql, base_args, lq = _list_sql(nx, req, r, params, ctx.org_id, ctx.principal, custom)
     async with UnitOfWork(nx.db, ctx) as uow:
         uow.audit(r.app, r.name, None, "exported", None,
                   {"format": fmt, "query": {k: v for k, v in params.items()}})
@@ -351,15 +362,21 @@ async def export_records(nx: Nexus, req: Request, r: Resource) -> Response:
 
         return StreamingResponse(gen_json(), media_type="application/json", headers=headers)
 
+    # Custom fields travel as one column each (custom.<name>), so a spreadsheet edits them.
+    custom_names = list(custom or ())
+    if custom is not None:
+        cols = [c for c in cols if c != "custom"]
+
     async def gen_csv() -> AsyncIterator[bytes]:
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(cols)
+        w.writerow([*cols, *(f"custom.{n}" for n in custom_names)])
         yield buf.getvalue().encode()
         async for rec in rows():
             buf.seek(0)
             buf.truncate()
-            w.writerow([_csv_cell(rec[c]) for c in cols])
+            extra = rec.get("custom") or {}
+            w.writerow([*(_csv_cell(rec[c]) for c in cols), *(_csv_cell(extra.get(n)) for n in custom_names)])
             yield buf.getvalue().encode()
 
     return StreamingResponse(gen_csv(), media_type="text/csv; charset=utf-8", headers=headers)
@@ -400,14 +417,15 @@ async def import_records(nx: Nexus, req: Request, r: Resource) -> Response:
     params = query_params(req)
     unknown = set(params) - RESERVED
     if unknown:
-        raise bad_request(f"Unknown parameter {sorted(unknown)[0]!r}; import takes mode and dry_run.")
+        raise bad_request(f"Unknown parameter {sorted(unknown)[0]!r}; import takes mode, dry_run and mapping.")
+    mapping = _mapping(params)
     mode = (params.get("mode") or ["atomic"])[0]
     if mode not in ("atomic", "partial"):
         raise bad_request("mode must be atomic (all or nothing) or partial.", pointer="/query/mode")
     dry_run = (params.get("dry_run") or ["false"])[0].lower() in ("1", "true", "yes")
     media = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     body = await read_body(req, nx.settings.max_import_bytes)
-    rows = parse_import(r, media, body, nx.settings.max_import_rows)
+    rows = parse_import(r, media, body, nx.settings.max_import_rows, mapping)
     errors: list[dict[str, Any]] = []
     valid: list[tuple[int, dict[str, Any]]] = []
     for line, raw in rows:
@@ -428,7 +446,9 @@ async def import_records(nx: Nexus, req: Request, r: Resource) -> Response:
                     rec = await r.service_instance.create(uow, values)
                     created.append(rec["id"])
                 except Problem as prob:
-                    errors.append({"row": line, "errors": prob.errors or [{"pointer": "", "detail": prob.detail}]})
+                    # A refusal's own fields (a duplicate's candidates…) stay with its row.
+                    errors.append({**prob.extra, "row": line,
+                                   "errors": prob.errors or [{"pointer": "", "detail": prob.detail}]})
             uow.audit(r.app, r.name, None, "imported", None, {"rows": len(rows), "created": len(created),
                                                                "errors": len(errors), "mode": mode})
             if dry_run or (errors and mode == "atomic"):
@@ -457,7 +477,30 @@ async def import_records(nx: Nexus, req: Request, r: Resource) -> Response:
     return json_response(result)
 
 
-def parse_import(r: Resource, media: str, body: bytes, max_rows: int) -> list[tuple[int, dict[str, Any]]]:
+def _mapping(params: dict[str, list[str]]) -> dict[str, str]:
+    """?mapping={"Source column": "field", "Ignored column": ""}: the file's names to the
+    resource's (custom fields as custom.<name>); an empty target skips the column."""
+    raw = (params.get("mapping") or [""])[0]
+    if not raw:
+        return {}
+    try:
+        data = loads(raw)
+    except ValueError:
+        raise bad_request("mapping is not valid JSON.", pointer="/query/mapping") from None
+    if not isinstance(data, dict) or len(data) > 500 or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 200 and len(v) <= 200 for k, v in data.items()):
+        raise bad_request('mapping is a JSON object of column names: {"E-mail": "email"}.', pointer="/query/mapping")
+    targets = [v for v in data.values() if v]
+    if len(set(targets)) != len(targets):
+        raise bad_request("mapping sends two columns to one field.", pointer="/query/mapping")
+    return data
+
+
+_SKIP = "\x00skip"
+
+
+def parse_import(r: Resource, media: str, body: bytes, max_rows: int,
+                 mapping: dict[str, str] | None = None) -> list[tuple[int, dict[str, Any]]]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -479,6 +522,8 @@ def parse_import(r: Resource, media: str, body: bytes, max_rows: int) -> list[tu
         for i, item in enumerate(data):
             if not isinstance(item, dict):
                 raise bad_request(f"Item {i} is not an object.", pointer=f"/{i}")
+            if mapping:
+                item = {mapping.get(k, k): v for k, v in item.items() if mapping.get(k, k)}  # type: ignore[union-attr]
             out.append((i + 1, {k: v for k, v in item.items()  # type: ignore[union-attr]
                                 if k not in readonly and not (k in r.spec.by_name and k not in writable
                                                               and k not in r.spec.hidden)}))
@@ -493,14 +538,23 @@ def parse_import(r: Resource, media: str, body: bytes, max_rows: int) -> list[tu
     except csv.Error as exc:
         raise bad_request(f"The CSV file is malformed: {exc}.") from None
     header = [h.strip() for h in header]
+    if mapping:
+        missing = [k for k in mapping if k not in header]
+        if missing:
+            raise bad_request(f"mapping names columns the file lacks: {', '.join(missing[:10])}.",
+                              pointer="/query/mapping")
+        header = [(mapping[h] or _SKIP) if h in mapping else h for h in header]
+        # Two source columns mapped to the same name (or one onto another's) are refused below.
+    custom_cols = {h for h in header if r.custom_fields and h.startswith("custom.") and len(h) > 7}
     # Columns of the record that the API does not take (an export's completed_at…) are
     # skipped, so an export re-imports; only names that are not fields at all are refused.
     derived = {h for h in header if h in r.spec.by_name and h not in writable and h not in r.spec.hidden}
     readonly = readonly | derived
-    unknown = [h for h in header if h not in writable and h not in readonly]
+    readonly = readonly | {_SKIP}
+    unknown = [h for h in header if h not in writable and h not in readonly and h not in custom_cols]
     if unknown:
         raise bad_request(f"Unknown columns: {', '.join(unknown[:10])}. Columns: {', '.join(sorted(writable))}.")
-    if len(set(header)) != len(header):
+    if len(set(h for h in header if h != _SKIP)) != len([h for h in header if h != _SKIP]):
         raise bad_request("A column appears twice in the header.")
     list_fields = {n for n, f in r.create.model_fields.items() if _annotation_info(f.annotation)[2]}
     try:
@@ -517,7 +571,14 @@ def parse_import(r: Resource, media: str, body: bytes, max_rows: int) -> list[tu
             for name, cell in zip(header, row, strict=True):
                 if name in readonly or cell == "":
                     continue
-                if name in list_fields:
+                if name in custom_cols:
+                    fields.setdefault("custom", {})[name[7:]] = cell
+                elif name == "custom" and r.custom_fields and cell.strip().startswith("{"):
+                    try:
+                        fields.setdefault("custom", {}).update(loads(cell))
+                    except (ValueError, TypeError):
+                        fields["custom"] = cell
+                elif name in list_fields:
                     cell = cell.strip()
                     if cell.startswith("["):
                         try:

@@ -51,6 +51,12 @@ async def meta(req: Request) -> Response:
     for name in nx.served:
         m = nx.loaded[name].manifest
         resources = [describe_resource(r, p) for r in nx.loaded[name].resources]
+        for r, d in zip(nx.loaded[name].resources, resources, strict=True):
+            if r.custom_fields:
+                # The org's own fields (kernel/customfields.py), drawn by the generic forms and lists.
+                from nexus.kernel.customfields import definitions_for, describe
+
+                d["custom_fields"] = describe(await definitions_for(nx.db, p.org_id, r.key))
         apps.append({
             "name": m.name, "title": m.title, "category": m.category, "port": m.port,
             "catalog_number": m.catalog_number, "icon": m.icon, "description": m.description,
