@@ -35,6 +35,14 @@ export const APP_VIEWS: Record<string, AppView> = {
       { label: 'Shared with me', to: '/notes/shared', icon: 'users' },
     ],
   },
+  crm: {
+    home: '/crm',
+    prefix: '/crm',
+    nav: [
+      { label: 'Pipeline', to: '/crm', icon: 'kanban' },
+      { label: 'Forecast', to: '/crm/forecast', icon: 'bar-chart' },
+    ],
+  },
   identity: {
     home: '/admin/users',
     prefix: '/admin',
