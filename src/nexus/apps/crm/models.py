@@ -151,11 +151,13 @@ class Deal(Record, Base):
         # The pipeline board: one column's cards, newest move first, and its totals.
         Index("ix_crm_deal_board", "org_id", "stage_id", "updated_at", "id", postgresql_where=_LIVE,
               sqlite_where=_LIVE),
-        Index("ix_crm_deal_board_totals", "org_id", "pipeline_id", "stage_id", "currency", "amount",
+        Index("ix_crm_deal_board_totals", "org_id", "pipeline_id", "stage_id", "currency", "amount", "probability",
               postgresql_where=_LIVE, sqlite_where=_LIVE),
-        # The forecast: open and won deals by close date.
-        Index("ix_crm_deal_forecast", "org_id", "expected_close_date", "status", "owner_id", "pipeline_id",
-              "currency", "amount", "probability", "committed", postgresql_where=_LIVE, sqlite_where=_LIVE),
+        # The forecast: open deals by expected close date, won deals by close date.
+        Index("ix_crm_deal_forecast", "org_id", "status", "expected_close_date", "owner_id", "pipeline_id",
+              "currency", "committed", "amount", "probability", postgresql_where=_LIVE, sqlite_where=_LIVE),
+        Index("ix_crm_deal_closed", "org_id", "status", "closed_at", "owner_id", "pipeline_id", "currency", "amount",
+              postgresql_where=_LIVE, sqlite_where=_LIVE),
         Index("ix_crm_deal_company", "org_id", "company_id"),
         Index("ix_crm_deal_contact", "org_id", "contact_id"),
         Index("ix_crm_deal_owner", "org_id", "owner_id", "status"),

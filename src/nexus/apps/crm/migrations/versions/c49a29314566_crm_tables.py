@@ -1,8 +1,8 @@
 """crm tables
 
-Revision ID: 4f89b1d0b2b5
+Revision ID: c49a29314566
 Revises: 
-Create Date: 2026-11-25 21:02:46.741607
+Create Date: 2026-11-25 21:25:19.427451
 """
 from typing import Sequence, Union
 
@@ -12,7 +12,7 @@ import nexus.kernel.db.schema
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-revision: str = '4f89b1d0b2b5'
+revision: str = 'c49a29314566'
 down_revision: Union[str, Sequence[str], None] = None
 branch_labels: Union[str, Sequence[str], None] = ('crm',)
 depends_on: Union[str, Sequence[str], None] = None
@@ -170,10 +170,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('crm_deal', schema=None) as batch_op:
         batch_op.create_index('ix_crm_deal_board', ['org_id', 'stage_id', 'updated_at', 'id'], unique=False, postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
-        batch_op.create_index('ix_crm_deal_board_totals', ['org_id', 'pipeline_id', 'stage_id', 'currency', 'amount'], unique=False, postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
+        batch_op.create_index('ix_crm_deal_board_totals', ['org_id', 'pipeline_id', 'stage_id', 'currency', 'amount', 'probability'], unique=False, postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
+        batch_op.create_index('ix_crm_deal_closed', ['org_id', 'status', 'closed_at', 'owner_id', 'pipeline_id', 'currency', 'amount'], unique=False, postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
         batch_op.create_index('ix_crm_deal_company', ['org_id', 'company_id'], unique=False)
         batch_op.create_index('ix_crm_deal_contact', ['org_id', 'contact_id'], unique=False)
-        batch_op.create_index('ix_crm_deal_forecast', ['org_id', 'expected_close_date', 'status', 'owner_id', 'pipeline_id', 'currency', 'amount', 'probability', 'committed'], unique=False, postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
+        batch_op.create_index('ix_crm_deal_forecast', ['org_id', 'status', 'expected_close_date', 'owner_id', 'pipeline_id', 'currency', 'committed', 'amount', 'probability'], unique=False, postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
         batch_op.create_index('ix_crm_deal_org_created', ['org_id', 'created_at'], unique=False)
         batch_op.create_index('ix_crm_deal_owner', ['org_id', 'owner_id', 'status'], unique=False)
 
@@ -470,6 +471,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_crm_deal_forecast', postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
         batch_op.drop_index('ix_crm_deal_contact')
         batch_op.drop_index('ix_crm_deal_company')
+        batch_op.drop_index('ix_crm_deal_closed', postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
         batch_op.drop_index('ix_crm_deal_board_totals', postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
         batch_op.drop_index('ix_crm_deal_board', postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
 
