@@ -25,9 +25,35 @@ export function forecastQuery(period: string, group: string, pipelineId?: string
   return q
 }
 
+/** The period label of a day, as the server names them (rules.period_of). */
+export function periodOf(year: number, month: number, period: 'month' | 'quarter', fiscalStart = 1): string {
+  if (period === 'month') return `${year}-${String(month).padStart(2, '0')}`
+  const shifted = (((month - fiscalStart) % 12) + 12) % 12
+  return `${month >= fiscalStart ? year : year - 1}-Q${Math.floor(shifted / 3) + 1}`
+}
+
+/** Every period from `from` to `to` (ISO dates), empty ones included, in order. */
+export function periodsBetween(from: string, to: string, period: 'month' | 'quarter', fiscalStart = 1): string[] {
+  const out: string[] = []
+  let y = Number(from.slice(0, 4))
+  let m = Number(from.slice(5, 7))
+  const endY = Number(to.slice(0, 4))
+  const endM = Number(to.slice(5, 7))
+  for (let guard = 0; guard < 240 && (y < endY || (y === endY && m <= endM)); guard++) {
+    const p = periodOf(y, m, period, fiscalStart)
+    if (out[out.length - 1] !== p) out.push(p)
+    m += 1
+    if (m > 12) {
+      m = 1
+      y += 1
+    }
+  }
+  return out
+}
+
 /** Rows of the pivot: one per owner / pipeline (or one "All deals"), cents per period. */
-export function pivot(data: ForecastData, group: string, measure: Measure) {
-  const periods = [...new Set(data.rows.map((r) => r.period))].sort()
+export function pivot(data: ForecastData, group: string, measure: Measure, fiscalStart = 1) {
+  const periods = [...new Set([...periodsBetween(data.from, data.to, data.period, fiscalStart), ...data.rows.map((r) => r.period)])].sort()
   const key = (r: ForecastRow) => (group === 'owner' ? (r.owner_id ?? '') : group === 'pipeline' ? (r.pipeline_id ?? '') : '')
   const groups = new Map<string, Map<string, number>>()
   for (const r of data.rows) {
@@ -41,18 +67,18 @@ export function pivot(data: ForecastData, group: string, measure: Measure) {
   return { periods, rows, perPeriod }
 }
 
-function periodLabel(p: string): string {
+function periodLabel(p: string, fiscalStart = 1): string {
   const q = /^(\d{4})-Q(\d)$/.exec(p)
-  if (q) return `Q${q[2]} ${q[1]}`
+  if (q) return fiscalStart === 1 ? `Q${q[2]} ${q[1]}` : `Q${q[2]} FY${q[1]}`
   const m = /^(\d{4})-(\d{2})$/.exec(p)
   if (m) return new Intl.DateTimeFormat(undefined, { month: 'short', year: 'numeric', timeZone: 'UTC' }).format(new Date(Date.UTC(+m[1]!, +m[2]! - 1, 1)))
   return p
 }
 
-function Bars({ data }: { data: ForecastData }) {
-  const w = pivot(data, 'none', 'weighted')
-  const c = pivot(data, 'none', 'committed')
-  const periods = [...new Set([...w.periods, ...c.periods])].sort()
+function Bars({ data, fiscal }: { data: ForecastData; fiscal: number }) {
+  const w = pivot(data, 'none', 'weighted', fiscal)
+  const c = pivot(data, 'none', 'committed', fiscal)
+  const periods = w.periods
   const max = Math.max(1, ...periods.map((p) => Math.max(w.perPeriod.get(p) ?? 0, c.perPeriod.get(p) ?? 0)))
   if (!periods.length) return null
   return (
@@ -67,7 +93,7 @@ function Bars({ data }: { data: ForecastData }) {
                 <span className="crm-bar weighted" style={{ height: `${(wv / max) * 100}%` }} title={`Weighted ${formatMoney(fromCents(wv), data.currency)}`} />
                 <span className="crm-bar committed" style={{ height: `${(cv / max) * 100}%` }} title={`Committed ${formatMoney(fromCents(cv), data.currency)}`} />
               </div>
-              <span className="small muted">{periodLabel(p)}</span>
+              <span className="small muted">{periodLabel(p, fiscal)}</span>
             </div>
           )
         })}
@@ -87,6 +113,7 @@ export function Forecast() {
   const pipelineId = search.get('pipeline') ?? undefined
   const [measure, setMeasure] = useState<Measure>('weighted')
   const [pipelines, setPipelines] = useState<{ id: string; name: string }[]>([])
+  const [fiscal, setFiscal] = useState(1)
   const q = forecastQuery(period, group, pipelineId)
   const state = useAsync((signal) => api.get<ForecastData>(`/api/v1/crm/forecast?${q}`, signal), q.toString())
 
@@ -95,11 +122,15 @@ export function Forecast() {
       .get<{ items: { id: string; name: string }[] }>('/api/v1/crm/pipelines?limit=200&sort=name')
       .then((p) => setPipelines(p.items))
       .catch(() => setPipelines([]))
+    api
+      .get<{ fiscal_year_start_month: number }>('/api/v1/crm/settings')
+      .then((s) => setFiscal(s.fiscal_year_start_month || 1))
+      .catch(() => setFiscal(1))
   }, [])
   const pipelineName = useMemo(() => new Map(pipelines.map((p) => [p.id, p.name])), [pipelines])
 
   const data = state.data
-  const table = data ? pivot(data, group, measure) : null
+  const table = data ? pivot(data, group, measure, fiscal) : null
 
   return (
     <div className="stack">
@@ -170,7 +201,7 @@ export function Forecast() {
             ))}
           </div>
           <div className="card card-pad">
-            <Bars data={data} />
+            <Bars data={data} fiscal={fiscal} />
           </div>
           <div className="card table-wrap">
             <table className="table crm-forecast-table">
@@ -182,7 +213,7 @@ export function Forecast() {
                   <th scope="col">{group === 'owner' ? 'Owner' : group === 'pipeline' ? 'Pipeline' : ''}</th>
                   {table.periods.map((p) => (
                     <th key={p} scope="col" className="num">
-                      {periodLabel(p)}
+                      {periodLabel(p, fiscal)}
                     </th>
                   ))}
                   <th scope="col" className="num">

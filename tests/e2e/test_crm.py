@@ -1,0 +1,166 @@
+"""CRM in the browser: the pipeline board (drag a deal to another stage, the column totals
+follow), a deal's page (the move on its timeline, a logged call, won and reopen), and the
+forecast's weighted total. Data is made through the API, a pipeline per test."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from .conftest import ADMIN, Server, shot, sign_in
+
+pytestmark = pytest.mark.e2e
+expect = pytest.importorskip("playwright.sync_api", reason="e2e: the playwright package is missing").expect
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def pipeline(server: Server, h: dict[str, str], name: str) -> tuple[str, dict[str, str]]:
+    """A pipeline with two open stages, won and lost; the org currency is EUR."""
+    server.api("PUT", "/api/v1/crm/settings", h, json={"currency": "EUR"})
+    p = server.api("POST", "/api/v1/crm/pipelines", h, json={"name": name})
+    stages = {}
+    for pos, (stage, prob, kind) in enumerate([("Qualified", 20, "open"), ("Proposal", 60, "open"),
+                                                ("Won", 100, "won"), ("Lost", 0, "lost")]):
+        s = server.api("POST", "/api/v1/crm/stages", h, json={"pipeline_id": p["id"], "name": stage, "position": pos,
+                                                              "probability": prob, "kind": kind})
+        stages[stage] = s["id"]
+    return p["id"], stages
+
+
+def deal(server: Server, h: dict[str, str], title: str, amount: str, stage_id: str, **extra: Any) -> dict[str, Any]:
+    close = (date.today() + timedelta(days=5)).isoformat()
+    return server.api("POST", "/api/v1/crm/deals", h, json={"title": title, "amount": amount, "currency": "EUR",
+                                                             "stage_id": stage_id, "expected_close_date": close,
+                                                             **extra})
+
+
+def column(page: Any, name: str) -> Any:
+    return page.get_by_role("listitem", name=f"{name} column")
+
+
+def test_board_drag_moves_a_deal_and_its_totals(page: Any, server: Server) -> None:
+    h = server.token(*ADMIN)
+    me = server.api("GET", "/api/v1/identity/me", h)["id"]
+    pid, stages = pipeline(server, h, f"Board {uuid.uuid4().hex[:6]}")
+    acme = server.api("POST", "/api/v1/crm/companies", h, json={"name": "Acme Ltd", "allow_duplicate": True})
+    moving = deal(server, h, "Acme rollout", "1000.00", stages["Qualified"], owner_id=me, company_id=acme["id"])
+    deal(server, h, "Globex pilot", "500.00", stages["Qualified"], owner_id=me)
+    deal(server, h, "Initech renewal", "200.00", stages["Proposal"])
+
+    sign_in(page, *ADMIN)
+    page.goto(f"/crm?pipeline={pid}")
+    qualified, proposal = column(page, "Qualified"), column(page, "Proposal")
+    expect(qualified.get_by_test_id("column-total")).to_have_text("€1,500.00")
+    expect(qualified.get_by_test_id("column-count")).to_have_text("2")
+    expect(proposal.get_by_test_id("column-total")).to_have_text("€200.00")
+    expect(qualified.get_by_text("Acme Ltd")).to_be_visible()
+    shot(page, "40-crm-board")
+
+    # Drag the card (HTML5 drag and drop in Chromium) to the next stage.
+    qualified.locator("article", has_text="Acme rollout").drag_to(proposal)
+    expect(proposal.locator("article", has_text="Acme rollout")).to_be_visible()
+    expect(proposal.get_by_test_id("column-total")).to_have_text("€1,200.00")
+    expect(proposal.get_by_test_id("column-count")).to_have_text("2")
+    expect(qualified.get_by_test_id("column-total")).to_have_text("€500.00")
+    got = wait_for(lambda: server.api("GET", f"/api/v1/crm/deals/{moving['id']}", h)["stage_id"] == stages["Proposal"])
+    assert got, "the move did not reach the server"
+    # And stays so after a reload: the totals are the server's.
+    page.reload()
+    expect(column(page, "Proposal").get_by_test_id("column-total")).to_have_text("€1,200.00")
+
+    # The keyboard moves too; a lost column asks for a reason first.
+    card = column(page, "Qualified").locator("article", has_text="Globex pilot")
+    card.focus()
+    page.keyboard.press("Alt+ArrowRight")
+    expect(column(page, "Proposal").locator("article", has_text="Globex pilot")).to_be_visible()
+    column(page, "Proposal").locator("article", has_text="Initech renewal").drag_to(column(page, "Lost"))
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("button", name="Mark as lost")).to_be_disabled()
+    dialog.get_by_label(re.compile("Why was it lost")).fill("Budget cut")
+    dialog.get_by_role("button", name="Mark as lost").click()
+    expect(column(page, "Lost").get_by_test_id("column-total")).to_have_text("€200.00")
+    expect(column(page, "Proposal").get_by_test_id("column-count")).to_have_text("2")
+
+    # Quick add in a column, then the "My deals" filter.
+    column(page, "Qualified").get_by_label("New deal in Qualified").fill("Hooli trial")
+    column(page, "Qualified").get_by_label(re.compile("Amount of the new deal")).fill("80")
+    column(page, "Qualified").get_by_role("button", name="Add").click()
+    expect(column(page, "Qualified").get_by_test_id("column-total")).to_have_text("€80.00")
+    page.get_by_label("Owner").select_option("me")
+    expect(column(page, "Proposal").get_by_test_id("column-count")).to_have_text("2")
+    expect(column(page, "Lost").get_by_test_id("column-count")).to_have_text("0")
+    shot(page, "41-crm-board-moved")
+
+    # Open the moved deal: the move is on its timeline and in its stage history.
+    assert wait_for(lambda: any(i["kind"] == "stage" for i in server.api(
+        "GET", f"/api/v1/crm/deals/{moving['id']}/timeline", h)["items"])), "no timeline entry for the move"
+    column(page, "Proposal").get_by_role("link", name="Acme rollout").click()
+    page.get_by_role("heading", name=re.compile("Acme rollout")).wait_for()
+    timeline = page.get_by_role("list", name="Timeline")
+    expect(timeline.get_by_text("Moved to Proposal")).to_be_visible()
+    history = page.get_by_role("list", name="Stage history")
+    expect(history.get_by_text("Proposal")).to_be_visible()
+    expect(history.get_by_text("Qualified")).to_be_visible()
+
+    # Log a call; it shows on the timeline.
+    page.get_by_role("radio", name="Call").click()
+    page.get_by_label("Subject").fill("Talked budget with Dana")
+    page.get_by_label("Details").fill("Wants a pilot in March.")
+    page.get_by_role("button", name="Log call").click()
+    expect(timeline.get_by_text("Talked budget with Dana")).to_be_visible()
+    acts = server.api("GET", f"/api/v1/crm/activities?deal_id={moving['id']}", h)["items"]
+    assert [a["kind"] for a in acts] == ["call"]
+    shot(page, "42-crm-deal", full=True)
+
+    # Won, with a reason; then reopened.
+    page.get_by_role("button", name="Won", exact=True).click()
+    page.get_by_role("dialog").get_by_label(re.compile("Why was it won")).fill("Best fit")
+    page.get_by_role("dialog").get_by_role("button", name="Mark as won").click()
+    expect(page.get_by_role("button", name="Reopen")).to_be_visible()
+    assert server.api("GET", f"/api/v1/crm/deals/{moving['id']}", h)["status"] == "won"
+    expect(timeline.get_by_text(re.compile(r"Won \(Won\)"))).to_be_visible(timeout=10_000)
+    page.get_by_role("button", name="Reopen").click()
+    expect(page.get_by_role("button", name="Won", exact=True)).to_be_visible()
+    assert server.api("GET", f"/api/v1/crm/deals/{moving['id']}", h)["stage_id"] == stages["Proposal"]
+
+
+def test_forecast_shows_weighted_and_committed(page: Any, server: Server) -> None:
+    h = server.token(*ADMIN)
+    me = server.api("GET", "/api/v1/identity/me", h)["id"]
+    pid, stages = pipeline(server, h, f"Forecast {uuid.uuid4().hex[:6]}")
+    deal(server, h, "Umbrella", "1000.00", stages["Qualified"], owner_id=me)         # 20 % → 200
+    deal(server, h, "Soylent", "500.00", stages["Proposal"], owner_id=me)            # 60 % → 300
+    deal(server, h, "Tyrell", "300.00", stages["Proposal"], committed=True, owner_id=me)  # 60 % → 180, committed 300
+    api = server.api("GET", f"/api/v1/crm/forecast?pipeline_id={pid}&group_by=", h)
+    assert api["totals"]["weighted"] == "680.00" and api["totals"]["committed"] == "300.00"
+
+    sign_in(page, *ADMIN)
+    page.goto(f"/crm/forecast?pipeline={pid}")
+    expect(page.get_by_test_id("forecast-weighted")).to_have_text("€680.00")
+    expect(page.get_by_test_id("forecast-committed")).to_have_text("€300.00")
+    expect(page.get_by_test_id("forecast-pipeline")).to_have_text("€1,800.00")
+    table = page.get_by_role("table")
+    expect(table.get_by_role("row").filter(has_text="Admin")).to_contain_text("€680.00")
+    page.get_by_role("radio", name="Committed").click()
+    expect(table.get_by_role("row").filter(has_text="Admin")).to_contain_text("€300.00")
+    page.get_by_label("Period", exact=True).select_option("month")
+    expect(page.get_by_role("columnheader", name=re.compile(r"\w{3} \d{4}")).first).to_be_visible()
+    shot(page, "43-crm-forecast")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export CSV").click()
+    csv = dl.value.path().read_text()
+    assert csv.splitlines()[0].startswith("period,")
+    assert "680.00" in csv or "300.00" in csv
