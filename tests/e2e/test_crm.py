@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ADMIN, Server, shot, sign_in
+from .conftest import ADMIN, OTHER_ADMIN, Server, shot, sign_in
 
 pytestmark = pytest.mark.e2e
 expect = pytest.importorskip("playwright.sync_api", reason="e2e: the playwright package is missing").expect
@@ -164,3 +164,59 @@ def test_forecast_shows_weighted_and_committed(page: Any, server: Server) -> Non
     csv = dl.value.path().read_text()
     assert csv.splitlines()[0].startswith("period,")
     assert "680.00" in csv or "300.00" in csv
+
+
+def test_contact_and_company_pages_timeline_scrolls(page: Any, server: Server) -> None:
+    h = server.token(*ADMIN)
+    _pid, stages = pipeline(server, h, f"Pages {uuid.uuid4().hex[:6]}")
+    company = server.api("POST", "/api/v1/crm/companies", h, json={"name": "Wayne Enterprises", "domain": "wayne.test",
+                                                                    "allow_duplicate": True})
+    person = server.api("POST", "/api/v1/crm/contacts", h, json={
+        "first_name": "Lucius", "last_name": "Fox", "email": f"lucius.{uuid.uuid4().hex[:6]}@wayne.test",
+        "job_title": "CEO", "company_id": company["id"], "allow_duplicate": True})
+    deal(server, h, "Wayne armour", "9000.00", stages["Proposal"], company_id=company["id"], contact_id=person["id"])
+    for i in range(45):
+        server.api("POST", "/api/v1/crm/activities", h, json={
+            "kind": "call" if i % 2 else "meeting", "subject": f"Touchpoint {i:02d}", "contact_id": person["id"],
+            "occurred_at": f"2026-0{1 + i // 10}-{10 + i % 10:02d}T10:00:00Z"})
+    assert wait_for(lambda: len(server.api("GET", f"/api/v1/crm/contacts/{person['id']}/timeline?limit=100", h)
+                                ["items"]) >= 46), "the activities did not reach the timeline"
+
+    sign_in(page, *ADMIN)
+    page.goto(f"/crm/contacts/{person['id']}")
+    page.get_by_role("heading", name=re.compile("Lucius Fox")).wait_for()
+    timeline = page.get_by_role("list", name="Timeline")
+    expect(timeline.get_by_text("Touchpoint 44")).to_be_visible()
+    expect(timeline.get_by_text("Touchpoint 00")).to_have_count(0)
+    expect(page.get_by_role("region", name="Deals").get_by_role("link", name="Wayne armour")).to_be_visible()
+    # Infinite scroll: the oldest entries load as the end of the list comes into view.
+    page.get_by_role("button", name="Show older").scroll_into_view_if_needed()
+    expect(timeline.get_by_text("Touchpoint 00")).to_be_visible()
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "44-crm-contact")
+
+    page.get_by_role("complementary", name="About").get_by_role("link", name="Wayne Enterprises").click()
+    page.get_by_role("heading", name=re.compile("Wayne Enterprises")).wait_for()
+    expect(page.get_by_role("list", name="Timeline").get_by_text("New deal: Wayne armour")).to_be_visible()
+    expect(page.get_by_role("region", name="People").get_by_role("link", name="Lucius Fox")).to_be_visible()
+    page.get_by_role("radio", name="Note").click()
+    page.get_by_label("Subject").fill("Prefers email")
+    page.get_by_role("button", name="Log note").click()
+    expect(page.get_by_role("list", name="Timeline").get_by_text("Prefers email")).to_be_visible()
+    # The placeholder gives way to the entry the activity's event wrote.
+    expect(page.locator("[data-pending]")).to_have_count(0, timeout=10_000)
+    shot(page, "45-crm-company")
+
+    # Someone of another organisation gets "not found", not the record.
+    other = browser_page_for_other_org(page)
+    other.goto(f"/crm/contacts/{person['id']}")
+    expect(other.get_by_text(re.compile("does not exist or you may not see it"))).to_be_visible()
+    other.context.close()
+
+
+def browser_page_for_other_org(page: Any) -> Any:
+    ctx = page.context.browser.new_context(base_url=page.url.split("/crm")[0], viewport={"width": 1366, "height": 860})
+    ctx.set_default_timeout(15_000)
+    pg = ctx.new_page()
+    sign_in(pg, OTHER_ADMIN[0], OTHER_ADMIN[1], "second")
+    return pg

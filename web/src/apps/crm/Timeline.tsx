@@ -41,7 +41,7 @@ function kindLabel(kind: string): string {
 function Entry({ item, pending }: { item: TimelineItem; pending?: boolean }) {
   const tone = item.kind === 'won' ? 'success' : item.kind === 'lost' ? 'danger' : item.kind === 'stage' ? 'info' : 'neutral'
   return (
-    <li className={`crm-tl-item crm-tl-${item.kind.replace('.', '-')}`} data-kind={item.kind}>
+    <li className={`crm-tl-item crm-tl-${item.kind.replace('.', '-')}`} data-kind={item.kind} data-pending={pending || undefined}>
       <span className="tl-dot" aria-hidden="true">
         <Icon name={ICONS[item.kind] ?? 'activity'} size={15} />
       </span>
@@ -50,7 +50,7 @@ function Entry({ item, pending }: { item: TimelineItem; pending?: boolean }) {
           <Badge tone={tone}>{kindLabel(item.kind)}</Badge>
           <strong className="crm-tl-title">{item.title}</strong>
           <time className="small subtle" dateTime={item.at} title={formatDateTime(item.at)}>
-            {pending ? 'saving…' : timeAgo(item.at)}
+            {pending ? 'just now' : timeAgo(item.at)}
           </time>
           {item.actor_id && (
             <span className="small muted">
