@@ -72,6 +72,7 @@ describe('PipelineBoard', () => {
     const move = calls.find((c) => c.path === '/api/v1/crm/deals/D1/move')!
     expect(move.method).toBe('POST')
     expect(move.body).toEqual({ stage_id: 'S2' })
+    expect(move.headers['if-match']).toBe('"D1.1"')
     // The server's totals (converted with its rates) are fetched after the move.
     await waitFor(() => expect(calls.filter((c) => c.path === BOARD && c.query.get('limit') === '1')).toHaveLength(1))
   })
@@ -91,13 +92,13 @@ describe('PipelineBoard', () => {
   })
 
   it('puts the card back, with the error on it, when the server refuses the move', async () => {
-    server(() => problem(409, 'The deal was changed by someone else.'))
+    server(() => problem(409, 'The pipeline has no open stage.'))
     render(<PipelineBoard deals={DEALS} pipelineId="P1" meId="ME" />, { wrapper: WithSession })
     const q = await screen.findByRole('listitem', { name: 'Qualified column' })
     fireEvent.keyDown(within(q).getByText('Alpha deal').closest('article')!, { key: 'ArrowRight', altKey: true })
 
     const alert = await within(q).findByRole('alert')
-    expect(alert.textContent).toMatch(/Could not move to Proposal: The deal was changed by someone else/)
+    expect(alert.textContent).toMatch(/Could not move to Proposal: The pipeline has no open stage/)
     expect(within(q).getByText('Alpha deal')).toBeTruthy()
     expect(within(column('Proposal')).queryByText('Alpha deal')).toBeNull()
     expect(count(q)).toBe('3')
@@ -106,6 +107,15 @@ describe('PipelineBoard', () => {
     expect(total(column('Proposal'))).toMatch(/200\.00/)
     // Back in its first place.
     expect(within(q).getAllByRole('article')[0]!.textContent).toMatch(/Alpha deal/)
+  })
+
+  it('says so when someone else moved the deal first (412)', async () => {
+    server(() => problem(412, 'Precondition failed'))
+    render(<PipelineBoard deals={DEALS} pipelineId="P1" meId="ME" />, { wrapper: WithSession })
+    const q = await screen.findByRole('listitem', { name: 'Qualified column' })
+    fireEvent.keyDown(within(q).getByText('Beta deal').closest('article')!, { key: 'ArrowRight', altKey: true })
+    expect((await within(q).findByRole('alert')).textContent).toMatch(/someone else changed this deal/)
+    expect(within(q).getByText('Beta deal')).toBeTruthy()
   })
 
   it('asks for a reason before a deal goes to a lost column', async () => {

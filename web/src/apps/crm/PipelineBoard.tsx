@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useRef, useState, type DragEvent, type FormEvent, type KeyboardEvent } from 'react'
 import { Icon } from '../../components/Icon'
 import { Alert, Badge, Button, Dialog, Loading } from '../../components/ui'
-import { ApiError, api } from '../../lib/api'
+import { ApiError, api, etagOf, request } from '../../lib/api'
 import { formatShortDate } from '../../lib/format'
 import type { ResourceMeta } from '../../lib/meta'
 import { Link } from '../../lib/router'
@@ -151,6 +151,7 @@ export function PipelineBoard({ deals, pipelineId, ownerId, meId }: { deals: Res
   const [adding, setAdding] = useState<Record<string, { title: string; amount: string; busy?: boolean; error?: string }>>({})
   const [live, setLive] = useState('')
   const current = useRef<BoardData | null>(null)
+  const busy = useRef(new Set<string>())
   current.current = board
   const canMove = deals.actions.some((a) => a.name === 'move' && a.allowed)
 
@@ -181,22 +182,30 @@ export function PipelineBoard({ deals, pipelineId, ownerId, meId }: { deals: Res
 
   const perform = async (deal: Deal, stage: Stage, action: 'move' | 'win' | 'lose' | 'reopen', reason?: string) => {
     const before = current.current
-    if (!before) return
+    // One move of a card at a time: the next needs the version the last one returns.
+    if (!before || busy.current.has(deal.id)) return
+    busy.current.add(deal.id)
     setErrors(({ [deal.id]: _, ...rest }) => rest)
     setBoard(moveCard(before, deal.id, stage.id))
     const body: Record<string, unknown> = { stage_id: stage.id }
     if (reason !== undefined && (action === 'win' || action === 'lose')) body.reason = reason
     try {
-      const updated = await api.post<Deal>(`${deals.path}/${deal.id}/${action}`, body)
+      // If-Match: a deal someone else moved meanwhile is refused (412), not moved twice.
+      const updated = (await request<Deal>(`${deals.path}/${deal.id}/${action}`, { method: 'POST', json: body, ifMatch: etagOf(deal) })).data
       setBoard((b) => (b ? replaceCard(b, updated) : b))
       setLive(`Moved “${deal.title}” to ${stage.name}.`)
       await refreshTotals()
     } catch (err) {
       // Back where it was, with the reason on the card.
       setBoard((b) => (b ? revertCard(b, before, deal.id) : before))
-      const message = err instanceof ApiError ? err.message : (err as Error).message
+      const message =
+        err instanceof ApiError && err.status === 412
+          ? 'someone else changed this deal in the meantime; reload the board to see it.'
+          : (err as Error).message
       setErrors((e) => ({ ...e, [deal.id]: `Could not move to ${stage.name}: ${message}` }))
       setLive(`Could not move “${deal.title}”: ${message}`)
+    } finally {
+      busy.current.delete(deal.id)
     }
   }
 

@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react'
 import { Icon } from '../../components/Icon'
 import { Alert, Badge, Button, Dialog, Loading, useToast } from '../../components/ui'
-import { ApiError, api, request } from '../../lib/api'
+import { ApiError, api, etagOf, request } from '../../lib/api'
 import { formatDateTime, formatShortDate } from '../../lib/format'
 import { useDocumentTitle } from '../../lib/hooks'
 import type { ResourceMeta } from '../../lib/meta'
@@ -85,7 +85,8 @@ function CloseDialog({ deal, kind, onClose, onDone }: { deal: Deal; kind: 'win' 
     }
     setBusy(true)
     try {
-      onDone(await api.post<Deal>(`/api/v1/crm/deals/${deal.id}/${kind}`, { reason: reason.trim() }))
+      const res = await request<Deal>(`/api/v1/crm/deals/${deal.id}/${kind}`, { method: 'POST', json: { reason: reason.trim() }, ifMatch: etagOf(deal) })
+      onDone(res.data)
       onClose()
     } catch (err) {
       setError(err instanceof ApiError ? (err.fieldErrors.reason ?? err.message) : (err as Error).message)
@@ -175,7 +176,7 @@ export function RecordPage({ resource, subject, id }: { resource: ResourceMeta; 
   }
   const act = async (action: string, body: Record<string, unknown>, done: string) => {
     try {
-      const res = await request<Deal>(`${resource.path}/${id}/${action}`, { method: 'POST', json: body })
+      const res = await request<Deal>(`${resource.path}/${id}/${action}`, { method: 'POST', json: body, ifMatch: etagOf(record) })
       changed(res.data)
       toast(done, 'success')
     } catch (err) {
