@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from .conftest import ADMIN, OTHER_ADMIN, Server, shot, sign_in
+from .test_notes import AXE, _axe
 
 pytestmark = pytest.mark.e2e
 expect = pytest.importorskip("playwright.sync_api", reason="e2e: the playwright package is missing").expect
@@ -220,3 +221,38 @@ def browser_page_for_other_org(page: Any) -> Any:
     pg = ctx.new_page()
     sign_in(pg, OTHER_ADMIN[0], OTHER_ADMIN[1], "second")
     return pg
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="e2e: axe-core is missing (cd web && npm ci)")
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_crm_pages_are_axe_clean(browser: Any, server: Server, scheme: str) -> None:
+    h = server.token(*ADMIN)
+    me = server.api("GET", "/api/v1/identity/me", h)["id"]
+    pid, stages = pipeline(server, h, f"Axe {scheme}")
+    company = server.api("POST", "/api/v1/crm/companies", h, json={"name": f"Axe Co {scheme}", "allow_duplicate": True})
+    d = deal(server, h, "Axe deal", "1234.00", stages["Qualified"], owner_id=me, company_id=company["id"])
+    server.api("POST", f"/api/v1/crm/deals/{d['id']}/move", h, json={"stage_id": stages["Proposal"]})
+    deal(server, h, "Axe lost", "10.00", stages["Qualified"])
+    server.api("POST", "/api/v1/crm/activities", h, json={"kind": "call", "subject": "Axe call", "deal_id": d["id"]})
+    # bypass_csp: the server's CSP (rightly) forbids the inline script axe arrives as.
+    ctx = browser.new_context(base_url=server.url, viewport={"width": 1366, "height": 860}, color_scheme=scheme,
+                              bypass_csp=True)
+    page = ctx.new_page()
+    problems: list[str] = []
+    try:
+        sign_in(page, *ADMIN)
+        page.goto(f"/crm?pipeline={pid}")
+        page.get_by_role("listitem", name="Proposal column").get_by_text("Axe deal").wait_for()
+        problems += _axe(page, "pipeline board")
+        page.goto(f"/crm/forecast?pipeline={pid}")
+        page.get_by_role("table").wait_for()
+        problems += _axe(page, "forecast")
+        page.goto(f"/crm/deals/{d['id']}")
+        page.get_by_role("list", name="Stage history").wait_for()
+        problems += _axe(page, "deal page")
+        page.goto(f"/crm/companies/{company['id']}")
+        page.get_by_role("list", name="Timeline").wait_for()
+        problems += _axe(page, "company page")
+    finally:
+        ctx.close()
+    assert not problems, "serious/critical accessibility problems:\n" + "\n".join(problems)

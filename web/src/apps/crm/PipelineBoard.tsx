@@ -46,7 +46,7 @@ function ReasonDialog({ pending, onCancel, onConfirm }: { pending: Pending; onCa
       footer={
         <>
           <Button onClick={onCancel}>Cancel</Button>
-          <Button type="submit" form="crm-reason" variant={lost ? 'danger' : 'primary'} disabled={lost && !reason.trim()}>
+          <Button type="submit" form="crm-reason" variant="primary" disabled={lost && !reason.trim()}>
             {lost ? 'Mark as lost' : 'Mark as won'}
           </Button>
         </>

@@ -101,7 +101,7 @@ function CloseDialog({ deal, kind, onClose, onDone }: { deal: Deal; kind: 'win' 
       footer={
         <>
           <Button onClick={onClose}>Cancel</Button>
-          <Button type="submit" form="crm-close" variant={lost ? 'danger' : 'primary'} busy={busy}>
+          <Button type="submit" form="crm-close" variant="primary" busy={busy}>
             {lost ? 'Mark as lost' : 'Mark as won'}
           </Button>
         </>
@@ -221,7 +221,7 @@ export function RecordPage({ resource, subject, id }: { resource: ResourceMeta; 
               </Button>
             )}
             {deal && deal.status === 'open' && allowed('lose') && (
-              <Button size="sm" variant="danger" icon="x" onClick={() => setClosing('lose')}>
+              <Button size="sm" icon="x" onClick={() => setClosing('lose')}>
                 Lost
               </Button>
             )}
