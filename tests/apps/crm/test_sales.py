@@ -79,6 +79,27 @@ async def test_win_lose_reopen(client: httpx.AsyncClient, nx: Nexus) -> None:
               "nexus.crm.deal.merged", "nexus.crm.lead.converted", "nexus.crm.contact.merged"):
         assert listed[t]["schema"]["type"] == "object", t
     assert [h["kind"] for h in await _history(owner, deal["id"])] == ["open", "lost", "open", "won"]
+    # Dragging the won card back onto an open column reopens it there.
+    r = await act(owner, f"deals/{deal['id']}", "move", {"stage_id": p["stages"][1]["id"]})
+    assert r.json()["status"] == "open" and r.json()["won_reason"] == "" and r.json()["closed_at"] is None
+
+
+async def test_global_search_finds_crm_records(client: httpx.AsyncClient, nx: Nexus) -> None:
+    owner = await new_org(client, nx)
+    await make_pipeline(owner)
+    c = await make_contact(owner, first_name="Zebulon", last_name="Quuxley")
+    co = await make_company(owner, name="Quuxley Industries")
+    d = await make_deal(owner, title="Quuxley renewal")
+    for _ in range(400):
+        if await nx.events.settled():
+            break
+        await asyncio.sleep(0.05)
+    r = await owner.get("/api/v1/search", params={"q": "quuxley"})
+    assert r.status_code == 200, r.text
+    found = {(h["type"], h["id"]) for h in r.json()["items"]}
+    assert {("crm.contacts", c["id"]), ("crm.companies", co["id"]), ("crm.deals", d["id"])} <= found
+    stranger = await new_org(client, nx)
+    assert (await stranger.get("/api/v1/search", params={"q": "quuxley"})).json()["items"] == []
 
 
 async def test_deal_defaults_and_tenancy_of_references(client: httpx.AsyncClient, nx: Nexus) -> None:

@@ -497,6 +497,10 @@ class DealService(RecordService):
         if stage["kind"] == "won":
             return await self._to_stage(uow, record, stage, "won", {"probability": 100, "lost_reason": ""})
         prob = body.probability if body.probability is not None else stage["probability"]
+        if record["status"] != "open":
+            # Dragging a closed card back onto an open column reopens it there.
+            return await self._to_stage(uow, record, stage, "reopened", {
+                "probability": prob, "closed_at": None, "won_reason": "", "lost_reason": ""})
         return await self._to_stage(uow, record, stage, "moved", {"probability": prob})
 
     async def _closing_stage(self, uow: UnitOfWork, record: dict[str, Any], kind: str, stage_id: str | None
