@@ -166,6 +166,36 @@ def test_forecast_shows_weighted_and_committed(page: Any, server: Server) -> Non
     assert csv.splitlines()[0].startswith("period,")
     assert "680.00" in csv or "300.00" in csv
 
+    # Reports: pipeline by stage for this pipeline, as a table and as CSV.
+    page.get_by_role("tab", name="Reports").click()
+    page.get_by_label("Report", exact=True).select_option("pipeline")
+    page.get_by_label("Pipeline", exact=True).select_option(pid)
+    proposal = page.get_by_role("row").filter(has_text="Proposal")
+    expect(proposal).to_contain_text("€800.00")
+    expect(proposal).to_contain_text("€480.00")
+    shot(page, "46-crm-reports")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export CSV").click()
+    lines = dl.value.path().read_text().splitlines()
+    assert lines[0].startswith("stage_id,stage,kind") and any(",Proposal,open," in x and "800.00" in x for x in lines)
+
+
+def test_board_column_loads_more(page: Any, server: Server) -> None:
+    h = server.token(*ADMIN)
+    pid, stages = pipeline(server, h, f"Busy {uuid.uuid4().hex[:6]}")
+    for i in range(23):
+        deal(server, h, f"Lead deal {i:02d}", "10.00", stages["Qualified"])
+    sign_in(page, *ADMIN)
+    page.goto(f"/crm?pipeline={pid}")
+    qualified = column(page, "Qualified")
+    expect(qualified.get_by_test_id("column-count")).to_have_text("23")
+    expect(qualified.get_by_test_id("column-total")).to_have_text("€230.00")
+    expect(qualified.locator("article")).to_have_count(20)
+    qualified.get_by_role("button", name=re.compile("Load more")).click()
+    expect(qualified.locator("article")).to_have_count(23)
+    expect(qualified.get_by_role("button", name=re.compile("Load more"))).to_have_count(0)
+    expect(qualified.get_by_text("Lead deal 00")).to_be_visible()
+
 
 def test_contact_and_company_pages_timeline_scrolls(page: Any, server: Server) -> None:
     h = server.token(*ADMIN)
@@ -247,6 +277,9 @@ def test_crm_pages_are_axe_clean(browser: Any, server: Server, scheme: str) -> N
         page.goto(f"/crm/forecast?pipeline={pid}")
         page.get_by_role("table").wait_for()
         problems += _axe(page, "forecast")
+        page.goto(f"/crm/reports?report=pipeline&pipeline={pid}")
+        page.get_by_role("table").wait_for()
+        problems += _axe(page, "reports")
         page.goto(f"/crm/deals/{d['id']}")
         page.get_by_role("list", name="Stage history").wait_for()
         problems += _axe(page, "deal page")

@@ -41,6 +41,7 @@ export const APP_VIEWS: Record<string, AppView> = {
     nav: [
       { label: 'Pipeline', to: '/crm', icon: 'kanban' },
       { label: 'Forecast', to: '/crm/forecast', icon: 'bar-chart' },
+      { label: 'Reports', to: '/crm/reports', icon: 'table' },
     ],
   },
   identity: {

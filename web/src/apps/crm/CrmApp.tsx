@@ -10,13 +10,20 @@ import { matchPath, navigate, setSearch, useLocation } from '../../lib/router'
 import { Forecast } from './Forecast'
 import { PipelineBoard } from './PipelineBoard'
 import { RecordPage } from './RecordPage'
+import { Reports } from './Reports'
 import type { Subject } from './Timeline'
 import './crm.css'
 
 const TABS = [
   { id: 'board', label: 'Pipeline', icon: 'kanban', path: '/crm' },
   { id: 'forecast', label: 'Forecast', icon: 'bar-chart', path: '/crm/forecast' },
+  { id: 'reports', label: 'Reports', icon: 'table', path: '/crm/reports' },
 ]
+const INTRO: Record<string, [string, string]> = {
+  board: ['Pipeline', 'Your deals by stage. Totals are in your organisation’s currency.'],
+  forecast: ['Forecast', 'What is likely to close, by period, in your organisation’s currency.'],
+  reports: ['Reports', 'Pipeline by stage, conversion, win rate, sales cycle and activities; each as CSV too.'],
+}
 
 interface Pipeline {
   id: string
@@ -112,18 +119,18 @@ export default function CrmApp() {
     return <RecordPage key={m.id} resource={resource} subject={m.subject as Subject} id={m.id!} />
   }
   if (!findResource(meta, 'crm', 'deals')) return <EmptyState icon="lock" title="You may not read deals" />
-  if (path !== '/crm' && path !== '/crm/forecast') return <EmptyState icon="search" title="Page not found" />
+  if (!TABS.some((t) => t.path === path)) return <EmptyState icon="search" title="Page not found" />
 
   return (
     <div className="page">
       <div className="page-head">
         <div className="titles">
-          <h1>{current === 'forecast' ? 'Forecast' : 'Pipeline'}</h1>
-          <p className="muted">{current === 'forecast' ? 'What is likely to close, by period, in your organisation’s currency.' : 'Your deals by stage. Totals are in your organisation’s currency.'}</p>
+          <h1>{INTRO[current]![0]}</h1>
+          <p className="muted">{INTRO[current]![1]}</p>
         </div>
       </div>
       <Tabs label="CRM views" current={current} onChange={(id) => navigate(TABS.find((t) => t.id === id)!.path)} tabs={TABS.map(({ id, label, icon }) => ({ id, label, icon }))} />
-      {current === 'board' ? <BoardPage /> : <Forecast />}
+      {current === 'board' ? <BoardPage /> : current === 'forecast' ? <Forecast /> : <Reports />}
     </div>
   )
 }
