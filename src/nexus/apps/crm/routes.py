@@ -379,10 +379,11 @@ async def web_lead(req: Request) -> Response:
             try:
                 fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=50, strict_parsing=False)
             except (UnicodeDecodeError, ValueError):
-                raise bad_request("The form body is not valid.") from None
+                raise Problem(400, "The form body is not valid.", headers=headers) from None
             data = WebLeadInput.model_validate({k: v[0] for k, v in fields.items()})
         else:
-            raise Problem(415, "Post the form as application/x-www-form-urlencoded or application/json.")
+            raise Problem(415, "Post the form as application/x-www-form-urlencoded or application/json.",
+                          headers=headers)
     except ValidationError as exc:
         prob = pydantic_errors(exc)
         prob.headers = {**(prob.headers or {}), **headers}
