@@ -35,6 +35,15 @@ export const APP_VIEWS: Record<string, AppView> = {
       { label: 'Shared with me', to: '/notes/shared', icon: 'users' },
     ],
   },
+  crm: {
+    home: '/crm',
+    prefix: '/crm',
+    nav: [
+      { label: 'Pipeline', to: '/crm', icon: 'kanban' },
+      { label: 'Forecast', to: '/crm/forecast', icon: 'bar-chart' },
+      { label: 'Reports', to: '/crm/reports', icon: 'table' },
+    ],
+  },
   identity: {
     home: '/admin/users',
     prefix: '/admin',

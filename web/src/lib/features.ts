@@ -27,6 +27,7 @@ const available: Record<string, boolean | undefined> = {}
 export function recordHref(app: string, resource: string, id: string): string {
   if (app === 'tasks' && resource === 'tasks') return `/tasks/t/${id}`
   if (app === 'notes' && resource === 'notes') return `/notes/n/${id}`
+  if (app === 'crm' && (resource === 'deals' || resource === 'contacts' || resource === 'companies')) return `/crm/${resource}/${id}`
   return `/r/${app}/${resource}/${id}`
 }
 

@@ -16,6 +16,7 @@ import { UserMenu } from './UserMenu'
 const RecordsPage = lazy(() => import('../records/RecordsPage'))
 const TasksApp = lazy(() => import('../apps/tasks/TasksApp'))
 const NotesApp = lazy(() => import('../apps/notes/NotesApp'))
+const CrmApp = lazy(() => import('../apps/crm/CrmApp'))
 const AdminApp = lazy(() => import('../admin/AdminApp'))
 const Profile = lazy(() => import('./Profile'))
 const AccountSecurity = lazy(() => import('./AccountSecurity'))
@@ -51,6 +52,7 @@ function Routes({ path }: { path: string }) {
   if (matchPath('/r/*', path) || matchPath('/apps/:app', path)) return <RecordsPage />
   if (path === '/tasks' || matchPath('/tasks/*', path)) return <TasksApp />
   if (path === '/notes' || matchPath('/notes/*', path)) return <NotesApp />
+  if (path === '/crm' || matchPath('/crm/*', path)) return <CrmApp />
   if (path === '/admin' || matchPath('/admin/*', path)) return <AdminApp />
   if (path === '/profile' || path === '/settings') return <Profile />
   if (path === '/account/security') return <AccountSecurity />
