@@ -70,6 +70,9 @@ class Settings:
     rate_limits: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     metrics_token: str | None = None
     otel_endpoint: str | None = None
+    # NEXUS_PUBLIC_URL: the address people and apps reach this installation at (the OpenID
+    # Connect issuer); unset, it is taken from each request's scheme and Host.
+    public_url: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -149,7 +152,17 @@ class Settings:
             rate_limits=parse_rate_limits(env.get("NEXUS_RATE_LIMITS") or ""),
             metrics_token=_metrics_token(env.get("NEXUS_METRICS_TOKEN") or None),
             otel_endpoint=_otel_endpoint(env.get("NEXUS_OTEL_ENDPOINT") or None),
+            public_url=_public_url(env.get("NEXUS_PUBLIC_URL") or None),
         )
+
+
+def _public_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ConfigError(f"NEXUS_PUBLIC_URL must be like https://nexus.example.com, got {url!r}")
+    return url.rstrip("/")
 
 
 def _worker_mode(mode: str) -> str:

@@ -96,3 +96,14 @@ class ApiKey(Record, Base):
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+
+
+# The OpenID Connect provider's tables live beside its code; imported here so Alembic sees them.
+from .oidc.models import (  # noqa: E402, F401
+    AuthorizationCode,
+    OAuthClient,
+    OAuthConsent,
+    OAuthGrant,
+    OAuthRefreshToken,
+    SigningKey,
+)

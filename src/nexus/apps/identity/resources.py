@@ -45,3 +45,7 @@ api_keys = Resource(
 )
 
 RESOURCES = [users, roles, api_keys]
+
+from .oidc.clients import RESOURCES as _OIDC_RESOURCES  # noqa: E402
+
+RESOURCES += _OIDC_RESOURCES

@@ -22,6 +22,7 @@ def setup(nx: Nexus) -> None:
     nx.auth.backend = IdentityAuthBackend()
     register_authenticator(nx.auth)
     nx.state["identity.signin"] = SignIn(nx.db, nx)
+    _oidc.setup(nx)
 
 
 async def _form(req: Request) -> dict[str, str]:
@@ -161,3 +162,8 @@ ROUTES = [
 from . import session as _session  # noqa: E402
 
 ROUTES += _session.ROUTES
+
+# The OpenID Connect provider and OAuth 2.1 server (its own subpackage).
+from .oidc import routes as _oidc  # noqa: E402
+
+ROUTES += _oidc.ROUTES
