@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,15 +24,16 @@ async def register_client(admin: Actor, **fields: Any) -> dict[str, Any]:
     return r.json()  # type: ignore[no-any-return]
 
 
+@asynccontextmanager
 async def signed_in_browser(nx: Nexus, actor: Actor, base_url: str = "http://nexus.test",
-                            transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+                            transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[httpx.AsyncClient]:
     """A browser holding the web app's cookie session for the actor."""
-    b = httpx.AsyncClient(transport=transport or httpx.ASGITransport(app=nx, client=("203.0.113.50", 5000)),
-                          base_url=base_url)
-    r = await b.post("/api/v1/auth/session", json={"username": actor.email, "password": PASSWORD,
-                                                   "org": actor.org_slug})
-    assert r.status_code == 200, r.text
-    return b
+    async with httpx.AsyncClient(transport=transport or httpx.ASGITransport(app=nx, client=("203.0.113.50", 5000)),
+                                 base_url=base_url) as b:
+        r = await b.post("/api/v1/auth/session", json={"username": actor.email, "password": PASSWORD,
+                                                       "org": actor.org_slug})
+        assert r.status_code == 200, r.text
+        yield b
 
 
 def consent_form(html: str) -> dict[str, str]:

@@ -13,14 +13,18 @@ from collections.abc import AsyncIterator
 
 import httpx
 import jwt
-import pytest
 import pytest_asyncio
 import uvicorn
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from nexus.kernel.http.app import Nexus
-from tests.apps.identity.oidc_helpers import consent_and_get_code, query_of, register_client, signed_in_browser
+from tests.apps.identity.oidc_helpers import (
+    consent_and_get_code,
+    query_of,
+    register_client,
+    signed_in_browser,
+)
 from tests.factories import new_org
 
 
@@ -57,29 +61,26 @@ async def test_code_flow_with_pkce_by_a_standard_client(live: str, client: httpx
         jwks = (await anon.get(meta["jwks_uri"])).json()
     assert jwks["keys"] and all(k["kty"] == "RSA" and "d" not in k for k in jwks["keys"])
 
-    browser = await signed_in_browser(nx, owner, base_url=live, transport=httpx.AsyncHTTPTransport())
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(12)
-    async with AsyncOAuth2Client(client_id=rp["client_id"], client_secret=rp["client_secret"],
+    async with signed_in_browser(nx, owner, base_url=live, transport=httpx.AsyncHTTPTransport()) as browser, \
+            AsyncOAuth2Client(client_id=rp["client_id"], client_secret=rp["client_secret"],
                                  scope="openid profile email api", redirect_uri=redirect,
                                  code_challenge_method="S256") as rp_client:
         url, state = rp_client.create_authorization_url(meta["authorization_endpoint"], code_verifier=verifier,
                                                         nonce=nonce)
-        try:
-            r = await consent_and_get_code(browser, url)
-            assert r.status_code == 302, r.text
-            location = r.headers["location"]
-            assert location.startswith(redirect + "?")
-            back = query_of(location)
-            assert back["state"] == state and back["iss"] == live
-            token = await rp_client.fetch_token(meta["token_endpoint"], authorization_response=location,
-                                                code_verifier=verifier)
-            # The same person again: consent is remembered, the code comes straight back.
-            r = await browser.get(rp_client.create_authorization_url(
-                meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce)[0])
-            assert r.status_code == 302 and "code=" in r.headers["location"]
-        finally:
-            await browser.aclose()
+        r = await consent_and_get_code(browser, url)
+        assert r.status_code == 302, r.text
+        location = r.headers["location"]
+        assert location.startswith(redirect + "?")
+        back = query_of(location)
+        assert back["state"] == state and back["iss"] == live
+        token = await rp_client.fetch_token(meta["token_endpoint"], authorization_response=location,
+                                            code_verifier=verifier)
+        # The same person again: consent is remembered, the code comes straight back.
+        r = await browser.get(rp_client.create_authorization_url(
+            meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce)[0])
+        assert r.status_code == 302 and "code=" in r.headers["location"]
 
         keys = jwt.PyJWKSet.from_dict(jwks)
         header = jwt.get_unverified_header(token["id_token"])
@@ -121,8 +122,8 @@ async def test_public_client_needs_pkce_and_a_client_library_gets_tokens(
     redirect = f"{live}/spa/cb"
     rp = await register_client(owner, name="SPA", client_type="public", redirect_uris=[redirect], first_party=True)
     assert "client_secret" not in rp
-    browser = await signed_in_browser(nx, owner, base_url=live, transport=httpx.AsyncHTTPTransport())
-    async with AsyncOAuth2Client(client_id=rp["client_id"], scope="openid tasks.tasks.read",
+    async with signed_in_browser(nx, owner, base_url=live, transport=httpx.AsyncHTTPTransport()) as browser, \
+            AsyncOAuth2Client(client_id=rp["client_id"], scope="openid tasks.tasks.read",
                                           redirect_uri=redirect, token_endpoint_auth_method="none") as spa:
         # Without PKCE a public client is refused (back at its own redirect URI, with an error).
         url, _ = spa.create_authorization_url(f"{live}/oauth/authorize")
@@ -141,4 +142,3 @@ async def test_public_client_needs_pkce_and_a_client_library_gets_tokens(
         r = await spa.post(f"{live}/api/v1/tasks/tasks", json={"title": "nope"})
         assert r.status_code == 403
         assert token["scope"] == "openid tasks.tasks.read"
-    await browser.aclose()

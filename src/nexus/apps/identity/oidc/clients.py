@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -81,6 +82,7 @@ RedirectUri = Annotated[str, StringConstraints(min_length=1, max_length=2000, st
                         AfterValidator(_redirect_uri)]
 GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+_DEFAULT_GRANTS: tuple[GrantType, ...] = ("authorization_code", "refresh_token")
 
 
 class OAuthClientCreate(Schema):
@@ -90,7 +92,7 @@ class OAuthClientCreate(Schema):
     redirect_uris: list[RedirectUri] = Field(default_factory=list, max_length=20,
                                              description="Matched exactly, character for character")
     post_logout_redirect_uris: list[RedirectUri] = Field(default_factory=list, max_length=20)
-    grant_types: list[GrantType] = Field(default_factory=lambda: ["authorization_code", "refresh_token"],
+    grant_types: list[GrantType] = Field(default_factory=lambda: list(_DEFAULT_GRANTS),
                                          min_length=1, max_length=3)
     scopes: list[Scope] = Field(default_factory=lambda: ["openid", "profile", "email"], min_length=1,
                                 max_length=100, description="What the client may ask for")
@@ -114,7 +116,7 @@ class OAuthClientUpdate(Schema):
     first_party: bool | None = None
 
 
-def _check_consistent(client_type: str, grant_types: list[str], redirect_uris: list[str]) -> None:
+def _check_consistent(client_type: str, grant_types: Sequence[str], redirect_uris: Sequence[str]) -> None:
     if client_type == "public" and "client_credentials" in grant_types:
         raise ValueError("a public client cannot use client_credentials: it has no secret")
     if "authorization_code" in grant_types and not redirect_uris:

@@ -15,7 +15,7 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import RSAKey
 
 from nexus.kernel.crypto import SecretBox
 from nexus.kernel.db import Database

@@ -215,7 +215,7 @@ class Provider:
             await self.audit(client, "oauth_refused", {"reason": "unknown authorization code"}, addr)
             raise oauth_error("invalid_grant", "The authorization code is invalid.")
         (org_id, code_client, user_id, session_id, code_redirect, scope, nonce, challenge, auth_time, issuer,
-         expires_at, used_at, grant_id) = row
+         expires_at, used_at, _grant_id) = row
         if code_client != client.client_id or org_id != client.org_id:
             await self.audit(client, "oauth_refused", {"reason": "code issued to another client"}, addr)
             raise oauth_error("invalid_grant", "The authorization code is invalid.")
@@ -464,7 +464,7 @@ class Provider:
                          name=row[7], roles=roles), float(claims["exp"])
 
     async def userinfo(self, token: str) -> dict[str, Any]:
-        claims, row = await self.check_access_token(token)
+        _claims, row = await self.check_access_token(token)
         scopes = parse_scope(row[3])
         if "openid" not in scopes:
             raise Problem(403, "The access token lacks the openid scope.", type="insufficient-scope",

@@ -233,7 +233,7 @@ async def decide(req: Request) -> Response:
     return _redirect(redirect_uri, {"code": code, "state": state, "iss": issuer})
 
 
-class _uow_audit:  # noqa: N801 - used as a tiny context manager
+class _uow_audit:
     def __init__(self, prov: Provider, user: Principal, req: Request) -> None:
         from nexus.kernel.context import Context, request_id_var
         from nexus.kernel.records import UnitOfWork
