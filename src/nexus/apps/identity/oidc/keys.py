@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from joserfc import jwt
@@ -72,6 +72,11 @@ class KeyStore:
         async with self._lock:
             await self._load()
 
+    async def reload(self) -> None:
+        """Read the keys again now (each process does so by itself within a minute)."""
+        async with self._lock:
+            await self._load()
+
     async def signer(self) -> tuple[str, RSAKey]:
         await self._fresh()
         if self._signer is None:
@@ -98,7 +103,7 @@ class KeyStore:
                 await conn.execute(
                     "INSERT INTO identity_oidc_key (id, alg, private_sealed, public_jwk, created_at) VALUES (?,?,?,?,?)",
                     [kid, ALG, self.box.seal(_json(key.as_dict(private=True))),
-                     _json_param(self.db, key.as_dict(private=False)), self.db.ts(now)])
+                     self.db.json(key.as_dict(private=False)), self.db.ts(now)])
             await self._load()
         return kid
 
@@ -144,12 +149,3 @@ def _json(value: Any) -> str:
     from nexus.kernel.jsonutil import dumps
 
     return dumps(value).decode()
-
-
-def _json_param(db: Database, value: Any) -> Any:
-    # SQLite stores JSON as text; asyncpg's codec takes the Python value.
-    return _json(value) if db.dialect == "sqlite" else value
-
-
-def expires(now: datetime, seconds: int) -> datetime:
-    return now + timedelta(seconds=seconds)

@@ -185,7 +185,7 @@ class Provider:
                 await uow.conn.execute(
                     "INSERT INTO identity_oauth_consent (org_id, user_id, client_id, scopes, created_at)"
                     " VALUES (?,?,?,?,?)",
-                    [user.org_id, user.user_id, client.client_id, _json_param(self.db, merged), self.db.ts(now)])
+                    [user.org_id, user.user_id, client.client_id, self.db.json(merged), self.db.ts(now)])
                 uow.audit("identity", "oauth-clients", client.record_id, "oauth_consent_given", None,
                           {"client_id": client.client_id, "scopes": scopes})
             await uow.conn.execute(
@@ -589,10 +589,6 @@ def _split_refresh(token: str) -> tuple[str, str]:
 
 def _invalid_client(detail: str) -> Problem:
     return oauth_error("invalid_client", detail, 401, {"WWW-Authenticate": 'Basic realm="nexus"'})
-
-
-def _json_param(db: Database, value: Any) -> Any:
-    return dumps(value).decode() if db.dialect == "sqlite" else value
 
 
 def valid_scopes(scopes: list[str]) -> bool:
