@@ -6,6 +6,7 @@ import { useSession } from '../lib/context'
 import { findResource } from '../lib/meta'
 import { navigate, useLocation } from '../lib/router'
 import { ApiKeysPage } from './ApiKeys'
+import { OAuthClientsPage } from './OAuthClients'
 import { AuditPage } from './Audit'
 import { RolesPage } from './Roles'
 import { UsersPage } from './Users'
@@ -17,6 +18,7 @@ export default function AdminApp() {
     findResource(meta, 'identity', 'users') && 'users',
     findResource(meta, 'identity', 'roles') && 'roles',
     findResource(meta, 'identity', 'api-keys') && 'api-keys',
+    findResource(meta, 'identity', 'oauth-clients') && 'applications',
     hasExplicitPermission(me, 'audit.trail.read') && 'audit',
   ].filter(Boolean) as string[]
   const current = path.split('/')[2] ?? ''
@@ -28,8 +30,9 @@ export default function AdminApp() {
       {current === 'users' && <UsersPage />}
       {current === 'roles' && <RolesPage />}
       {current === 'api-keys' && <ApiKeysPage />}
+      {current === 'applications' && <OAuthClientsPage />}
       {current === 'audit' && <AuditPage />}
-      {!['users', 'roles', 'api-keys', 'audit'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
+      {!['users', 'roles', 'api-keys', 'applications', 'audit'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
     </div>
   )
 }

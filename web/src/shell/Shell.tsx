@@ -86,6 +86,7 @@ function Sidebar({ open, onNavigate }: { open: boolean; onNavigate: () => void }
     can('users') && { to: '/admin/users', label: 'Users', icon: 'users' },
     can('roles') && { to: '/admin/roles', label: 'Roles', icon: 'shield' },
     can('api-keys') && { to: '/admin/api-keys', label: 'API keys', icon: 'key' },
+    can('oauth-clients') && { to: '/admin/applications', label: 'Applications', icon: 'globe' },
     hasExplicitPermission(me, 'audit.trail.read') && { to: '/admin/audit', label: 'Audit log', icon: 'activity' },
   ].filter(Boolean) as { to: string; label: string; icon: string }[]
 

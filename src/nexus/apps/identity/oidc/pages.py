@@ -75,7 +75,7 @@ def consent_page(client_name: str, user_email: str, scopes: list[str], request: 
 <h1>Allow <strong>{escape(client_name)}</strong> to use your account?</h1>
 <p class=muted>Signed in as {escape(user_email)}. <strong>{escape(client_name)}</strong> asks to:</p>
 <ul>{items}</ul>
-<p class=muted>You can take this back later by revoking the application's access.</p>
+<p class=muted>It gets only what is listed here, and only while you use it.</p>
 <form method=post action="/oauth/authorize" class=actions>
 <input type=hidden name=request value="{escape(request)}">
 <input type=hidden name=csrf_token value="{escape(csrf)}">
