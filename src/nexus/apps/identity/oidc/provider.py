@@ -455,17 +455,17 @@ class Provider:
 
     async def principal_for_token(self, db: Database, token: str) -> tuple[Principal, float]:
         claims, row = await self.check_access_token(token)
-        org_id, user_id, _client, scope = row[0], row[1], row[2], row[3]
+        org_id, user_id = row[0], row[1]
         async with db.reader() as conn:
             perms, roles = await permissions_of(conn, org_id, user_id)
         user = Principal(user_id=user_id, org_id=org_id, kind="user", permissions=perms)
-        granted = scoped_permissions(user, parse_scope(scope))
+        granted = scoped_permissions(user, token_scopes(claims, row[3]))
         return Principal(user_id=user_id, org_id=org_id, kind="oauth", permissions=granted, email=row[6],
                          name=row[7], roles=roles), float(claims["exp"])
 
     async def userinfo(self, token: str) -> dict[str, Any]:
-        _claims, row = await self.check_access_token(token)
-        scopes = parse_scope(row[3])
+        claims, row = await self.check_access_token(token)
+        scopes = token_scopes(claims, row[3])
         if "openid" not in scopes:
             raise Problem(403, "The access token lacks the openid scope.", type="insufficient-scope",
                           extra={"error": "insufficient_scope"},
@@ -559,6 +559,13 @@ class Provider:
             uow.audit("identity", "oauth-clients", client.record_id, "oauth_logout", None,
                       {"client_id": client.client_id, "session_id": session_id})
             uow.after_commit.append(_invalidate)
+
+
+def token_scopes(claims: dict[str, Any], grant_scope: str) -> list[str]:
+    """A token's own scopes (a refresh may have narrowed them), never beyond its grant's."""
+    granted = set(parse_scope(grant_scope))
+    raw = claims.get("scope")
+    return [s for s in parse_scope(raw if isinstance(raw, str) else "") if s in granted]
 
 
 def api_audience(issuer: str) -> str:

@@ -83,6 +83,29 @@ async def _browser_user(req: Request) -> Principal | None:
     return p if p.kind == "user" and p.session_id else None
 
 
+def _cors_for(req: Request, client: Client) -> dict[str, str]:
+    """A browser app (public client) may call the token and revocation endpoints from the
+    origin of one of its redirect URIs. Form posts are CORS "simple requests" (no preflight);
+    no cookies are involved, so nothing ambient is exposed."""
+    origin = req.headers.get("origin")
+    if not origin or not client.public:
+        return {}
+    for uri in client.redirect_uris:
+        parts = urlsplit(uri)
+        if parts.scheme in ("http", "https") and f"{parts.scheme}://{parts.netloc}" == origin:
+            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {}
+
+
+# Bearer-token endpoints read no cookies: any origin may call them (the token is the credential).
+_OPEN_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "Authorization",
+              "Access-Control-Allow-Methods": "GET, POST", "Access-Control-Max-Age": "600"}
+
+
+async def preflight(req: Request) -> Response:
+    return Response(status_code=204, headers=_OPEN_CORS)
+
+
 # -- discovery ---------------------------------------------------------------------------
 
 
@@ -279,6 +302,16 @@ async def token(req: Request) -> Response:
     addr = _client(req)
     cid, secret = _client_credentials(req, form)
     client = await prov.authenticate_client(cid, secret, addr)
+    try:
+        out = await _grant(req, prov, client, form, addr)
+    except Problem as exc:
+        exc.headers = {**exc.headers, **_cors_for(req, client)}  # so that a browser app can read the error
+        raise
+    return json_response(out, headers={**_NO_STORE, **_cors_for(req, client)})
+
+
+async def _grant(req: Request, prov: Provider, client: Client, form: dict[str, str],
+                 addr: str | None) -> dict[str, Any]:
     grant = form.get("grant_type")
     if grant == "authorization_code":
         code = form.get("code")
@@ -298,7 +331,7 @@ async def token(req: Request) -> Response:
         await prov.audit(client, "oauth_refused", {"reason": "unsupported grant type", "grant": grant[:50]}, addr)
         raise oauth_error("unsupported_grant_type", "grant_type must be authorization_code, refresh_token or "
                                                     "client_credentials.")
-    return json_response(out, headers=_NO_STORE)
+    return out
 
 
 async def introspect(req: Request) -> Response:
@@ -324,7 +357,7 @@ async def revoke(req: Request) -> Response:
     if not tok:
         raise oauth_error("invalid_request", "token is required.")
     await prov.revoke(client, tok, _client(req))
-    return Response(status_code=200, headers=_NO_STORE)
+    return Response(status_code=200, headers={**_NO_STORE, **_cors_for(req, client)})
 
 
 async def userinfo(req: Request) -> Response:
@@ -338,8 +371,9 @@ async def userinfo(req: Request) -> Response:
     except Problem as exc:
         if exc.status == 401:
             exc.headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        exc.headers = {**exc.headers, "Access-Control-Allow-Origin": "*"}
         raise
-    return json_response(claims, headers=_NO_STORE)
+    return json_response(claims, headers={**_NO_STORE, "Access-Control-Allow-Origin": "*"})
 
 
 # -- RP-initiated logout ---------------------------------------------------------------------
@@ -409,6 +443,8 @@ ROUTES = [
              request_schema=_token_body, request_media=_FORM),
     RouteDef("GET", "/oauth/userinfo", userinfo, public=True, tags=("oidc",), summary="UserInfo"),
     RouteDef("POST", "/oauth/userinfo", userinfo, public=True, tags=("oidc",), summary="UserInfo"),
+    RouteDef("OPTIONS", "/oauth/userinfo", preflight, public=True, tags=("oidc",), summary="CORS preflight",
+             status=204),
     RouteDef("GET", "/oauth/logout", logout, public=True, tags=("oidc",), summary="RP-initiated logout"),
     RouteDef("POST", "/oauth/logout", logout, public=True, tags=("oidc",), summary="RP-initiated logout",
              request_media=_FORM),
