@@ -71,3 +71,31 @@ async def test_rotation_keeps_old_tokens_valid_until_the_old_key_expires(client:
     assert old_kid not in kids and new_kid in kids
     assert (await client.get("/api/v1/identity/me", headers={"Authorization": f"Bearer {old}"})).status_code == 401
     assert (await client.get("/api/v1/identity/me", headers={"Authorization": f"Bearer {fresh}"})).status_code == 200
+
+
+async def test_the_daily_purge_removes_only_what_can_never_be_used(client: httpx.AsyncClient, nx: Nexus) -> None:
+    from datetime import timedelta
+
+    from nexus.apps.identity.oidc.provider import purge_expired
+    from nexus.apps.identity.oidc.routes import PURGE_JOB
+
+    assert PURGE_JOB in nx.state["jobs"].types
+    owner = await new_org(client, nx)
+    svc = await register_client(owner, grant_types=["client_credentials"], redirect_uris=[], scopes=["api"])
+    auth = (svc["client_id"], svc["client_secret"])
+    live = (await client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=auth)).json()
+    old = (await client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=auth)).json()
+    import jwt
+
+    old_gid = jwt.decode(old["access_token"], options={"verify_signature": False})["gid"]
+    live_gid = jwt.decode(live["access_token"], options={"verify_signature": False})["gid"]
+    long_ago = nx.db.ts(datetime.now(UTC) - timedelta(days=3))
+    async with nx.db.transaction() as conn:
+        await conn.execute("UPDATE identity_oauth_grant SET expires_at = ? WHERE id = ?", [long_ago, old_gid])
+    counts = await purge_expired(nx.db)
+    assert counts["grants"] >= 1
+    async with nx.db.reader() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM identity_oauth_grant WHERE id = ?", [old_gid]) == 0
+        assert await conn.fetchval("SELECT count(*) FROM identity_oauth_grant WHERE id = ?", [live_gid]) == 1
+    r = await client.get("/api/v1/identity/me", headers={"Authorization": f"Bearer {live['access_token']}"})
+    assert r.status_code == 200

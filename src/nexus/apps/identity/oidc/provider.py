@@ -561,6 +561,25 @@ class Provider:
             uow.after_commit.append(_invalidate)
 
 
+PURGE_AFTER = timedelta(days=1)
+
+
+async def purge_expired(db: Database, keep: timedelta = PURGE_AFTER) -> dict[str, int]:
+    """Delete what can never be used again: codes, grants (with their refresh tokens) and
+    signing keys that expired or were revoked more than `keep` ago. Kept that long so that a
+    late replay still finds its code and is recognised as one."""
+    cutoff = db.ts(utcnow() - keep)
+    async with db.transaction() as conn:
+        codes = await conn.execute("DELETE FROM identity_oauth_code WHERE expires_at < ?", [cutoff])
+        dead = ("SELECT id FROM identity_oauth_grant WHERE expires_at < ? OR revoked_at < ?")
+        refresh = await conn.execute(f"DELETE FROM identity_oauth_refresh WHERE grant_id IN ({dead})",
+                                     [cutoff, cutoff])
+        grants = await conn.execute("DELETE FROM identity_oauth_grant WHERE expires_at < ? OR revoked_at < ?",
+                                    [cutoff, cutoff])
+        keys = await conn.execute("DELETE FROM identity_oidc_key WHERE expires_at < ?", [cutoff])
+    return {"codes": codes, "refresh_tokens": refresh, "grants": grants, "keys": keys}
+
+
 def token_scopes(claims: dict[str, Any], grant_scope: str) -> list[str]:
     """A token's own scopes (a refresh may have narrowed them), never beyond its grant's."""
     granted = set(parse_scope(grant_scope))

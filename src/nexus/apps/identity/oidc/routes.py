@@ -28,10 +28,11 @@ from ..routes import _client, _form
 from .clients import API_SCOPE, GRANT_TYPES, OIDC_SCOPES
 from .keys import ALG
 from .pages import consent_page, error_page, signed_out_page
-from .provider import Client, Provider, api_audience, oauth_error, parse_scope
+from .provider import Client, Provider, api_audience, oauth_error, parse_scope, purge_expired
 
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(sha256) without padding
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+PURGE_JOB = "identity.oidc.purge"
 
 
 def setup(nx: Nexus) -> None:
@@ -39,6 +40,13 @@ def setup(nx: Nexus) -> None:
     nx.state["identity.oidc"] = provider
     # The kernel hands every bearer token it did not issue itself to this verifier.
     nx.auth.token_verifier = provider.principal_for_token
+    jobs = nx.state.get("jobs")
+    if jobs is not None and PURGE_JOB not in jobs.types:
+        async def purge(_ctx: Any, _payload: dict[str, Any]) -> None:
+            await purge_expired(nx.db)
+
+        jobs.register(PURGE_JOB, purge, max_attempts=3, timeout=600)
+        jobs.schedule(PURGE_JOB, "17 4 * * *", PURGE_JOB)  # daily, 04:17 UTC
     limiter = nx.state.get("ratelimit")
     if limiter is not None:
         for path in ("/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/authorize"):
