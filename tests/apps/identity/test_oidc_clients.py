@@ -92,3 +92,17 @@ async def test_registration_rules_and_tenancy(client: httpx.AsyncClient, nx: Nex
     assert r.status_code == 422, r.text
     r = await owner.patch(f"{URL}/{ok['id']}", json={"redirect_uris": ["https://b.example.com/cb"]})
     assert r.status_code == 200 and r.json()["redirect_uris"] == ["https://b.example.com/cb"]
+
+
+async def test_taking_a_scope_away_applies_to_issued_tokens_at_once(client: httpx.AsyncClient, nx: Nexus) -> None:
+    owner = await new_org(client, nx)
+    svc = await register_client(owner, grant_types=["client_credentials"], redirect_uris=[],
+                                scopes=["api", "tasks.tasks.read"], service_roles=["member"])
+    r = await client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                          auth=(svc["client_id"], svc["client_secret"]))
+    bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    assert (await client.post("/api/v1/tasks/tasks", json={"title": "x"}, headers=bearer)).status_code == 201
+    r = await owner.patch(f"{URL}/{svc['id']}", json={"scopes": ["tasks.tasks.read"]})
+    assert r.status_code == 200, r.text
+    assert (await client.post("/api/v1/tasks/tasks", json={"title": "x"}, headers=bearer)).status_code == 403
+    assert (await client.get("/api/v1/tasks/tasks", headers=bearer)).status_code == 200

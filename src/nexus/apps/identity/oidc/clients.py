@@ -162,6 +162,9 @@ class OAuthClientService(RecordService):
         if "client_credentials" in grants and not before["service_user_id"]:
             raise validation([{"pointer": "/grant_types",
                                "detail": "client_credentials is chosen when the client is registered"}])
+        from ..service import _invalidate
+
+        uow.after_commit.append(_invalidate)  # fewer scopes apply to issued tokens at once
 
     async def rotate_secret(self, uow: UnitOfWork, record: dict[str, Any], body: Any) -> dict[str, Any]:
         if record["client_type"] != "confidential":

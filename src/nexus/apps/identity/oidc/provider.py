@@ -308,6 +308,7 @@ class Provider:
         asked = parse_scope(scope) if scope else scopes
         if not set(asked) <= set(scopes):
             raise oauth_error("invalid_scope", "A refresh cannot add scopes to the grant.")
+        asked = [s for s in asked if s in client.scopes]  # scopes the admin took away since are gone
         async with UnitOfWork(self.db, self._ctx(org_id, user_id, addr)) as uow:
             n = await uow.conn.execute("UPDATE identity_oauth_refresh SET used_at = ? WHERE id = ? AND used_at IS NULL",
                                        [self.db.ts(now), token_id])
@@ -444,7 +445,8 @@ class Provider:
         async with self.db.reader() as conn:
             row = await conn.fetchrow(
                 "SELECT g.org_id, g.user_id, g.client_id, g.scope, g.issuer, g.revoked_at, u.email, u.name, u.status,"
-                " u.deleted_at, c.id, c.deleted_at FROM identity_oauth_grant g JOIN identity_user u ON u.id = g.user_id"
+                " u.deleted_at, c.id, c.deleted_at, c.scopes FROM identity_oauth_grant g"
+                " JOIN identity_user u ON u.id = g.user_id"
                 " LEFT JOIN identity_oauth_client c ON c.client_id = g.client_id WHERE g.id = ?", [gid])
         if (row is None or row[4] != iss or row[1] != claims.get("sub") or row[0] != claims.get("org")
                 or row[2] != claims.get("client_id")):
@@ -459,13 +461,13 @@ class Provider:
         async with db.reader() as conn:
             perms, roles = await permissions_of(conn, org_id, user_id)
         user = Principal(user_id=user_id, org_id=org_id, kind="user", permissions=perms)
-        granted = scoped_permissions(user, token_scopes(claims, row[3]))
+        granted = scoped_permissions(user, token_scopes(claims, row[3], row[12]))
         return Principal(user_id=user_id, org_id=org_id, kind="oauth", permissions=granted, email=row[6],
                          name=row[7], roles=roles), float(claims["exp"])
 
     async def userinfo(self, token: str) -> dict[str, Any]:
         claims, row = await self.check_access_token(token)
-        scopes = token_scopes(claims, row[3])
+        scopes = token_scopes(claims, row[3], row[12])
         if "openid" not in scopes:
             raise Problem(403, "The access token lacks the openid scope.", type="insufficient-scope",
                           extra={"error": "insufficient_scope"},
@@ -580,9 +582,10 @@ async def purge_expired(db: Database, keep: timedelta = PURGE_AFTER) -> dict[str
     return {"codes": codes, "refresh_tokens": refresh, "grants": grants, "keys": keys}
 
 
-def token_scopes(claims: dict[str, Any], grant_scope: str) -> list[str]:
-    """A token's own scopes (a refresh may have narrowed them), never beyond its grant's."""
-    granted = set(parse_scope(grant_scope))
+def token_scopes(claims: dict[str, Any], grant_scope: str, client_scopes: Any) -> list[str]:
+    """A token's own scopes (a refresh may have narrowed them), never beyond its grant's nor
+    beyond what its client may ask for now (an admin taking a scope away applies at once)."""
+    granted = set(parse_scope(grant_scope)) & set(_j(client_scopes) or [])
     raw = claims.get("scope")
     return [s for s in parse_scope(raw if isinstance(raw, str) else "") if s in granted]
 
