@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useState } from 'react'
 import { ApiError, api, onAuthLost } from './lib/api'
 import { loadMe, signOut as endSession, type Me } from './lib/auth'
 import { SessionContext, type Session } from './lib/context'
+import { followOAuthReturn } from './lib/returnTo'
 import type { Meta } from './lib/meta'
 import { Button, Loading, ToastProvider } from './components/ui'
 import { Icon } from './components/Icon'
@@ -19,6 +20,7 @@ type State =
 async function loadSession(): Promise<State> {
   const me = await loadMe()
   if (!me) return { status: 'anon' }
+  if (followOAuthReturn()) return { status: 'loading' } // signed in: back to the OpenID Connect request
   const meta = await api.get<Meta>('/api/v1/meta')
   return { status: 'ready', me, meta }
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import jwt
@@ -41,6 +41,11 @@ class Authenticator:
         # Called after every invalidate_all(): with Redis, kernel/cache.py publishes there so
         # that every other process clears its principal cache too.
         self.on_invalidate: list[Callable[[], None]] = []
+        # Bearer tokens the kernel did not issue (identity's OAuth access tokens, RS256) go to
+        # this verifier: (principal, expiry) or a 401 Problem. Ours all start with the same
+        # JOSE header, so telling them apart costs a prefix comparison.
+        self.token_verifier: Callable[[Database, str], Awaitable[tuple[Principal, float]]] | None = None
+        self._own_prefix = jwt.encode({}, self._signing_key, algorithm="HS256").split(".", 1)[0] + "."
 
     # -- tokens --------------------------------------------------------------
     def issue_access_token(self, *, user_id: str, org_id: str, session_id: str) -> tuple[str, int]:
@@ -99,6 +104,8 @@ class Authenticator:
             found = await self.backend.principal_for_api_key(db, key_id, secret_hash)
             if found is None:
                 raise unauthenticated("The API key is invalid or revoked.")
+        elif self.token_verifier is not None and not credential.startswith(self._own_prefix):
+            found, expires_at = await self.token_verifier(db, credential)
         else:
             claims = self.decode_access_token(credential)
             found = await self.backend.principal_for_session(db, claims["sid"], claims["sub"], claims["org"])

@@ -73,7 +73,9 @@ class Settings:
     # -- outgoing mail (kernel/mail.py) --
     smtp_url: str | None = None  # NEXUS_SMTP_URL: smtp://user:pass@host:port, smtps://… (TLS), ?starttls=1
     mail_from: str = "NEXUS <nexus@localhost>"  # NEXUS_MAIL_FROM
-    public_url: str | None = None  # NEXUS_PUBLIC_URL: where people reach the web app (links in mail)
+    # NEXUS_PUBLIC_URL: the address people and apps reach this installation at (links in mail,
+    # the OpenID Connect issuer, SAML endpoints); unset, it is taken from each request's scheme and Host.
+    public_url: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -157,6 +159,15 @@ class Settings:
             mail_from=_mail_from(env.get("NEXUS_MAIL_FROM") or "NEXUS <nexus@localhost>"),
             public_url=_public_url(env.get("NEXUS_PUBLIC_URL") or None),
         )
+
+
+def _public_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ConfigError(f"NEXUS_PUBLIC_URL must be like https://nexus.example.com, got {url!r}")
+    return url.rstrip("/")
 
 
 def _worker_mode(mode: str) -> str:
@@ -253,12 +264,6 @@ def _mail_from(value: str) -> str:
     if "@" not in parseaddr(value)[1] or "\n" in value or "\r" in value:
         raise ConfigError(f"NEXUS_MAIL_FROM must be an address like 'NEXUS <nexus@example.com>', got {value!r}")
     return value
-
-
-def _public_url(url: str | None) -> str | None:
-    if url and not url.startswith(("http://", "https://")):
-        raise ConfigError(f"NEXUS_PUBLIC_URL must be http(s)://…, got {url!r}")
-    return url.rstrip("/") if url else None
 
 
 def _load_or_create_secret(data_dir: Path) -> str:

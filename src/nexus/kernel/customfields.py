@@ -25,6 +25,7 @@ from pydantic import Field, StringConstraints, model_validator
 from nexus.kernel.cache import TTLCache
 from nexus.kernel.errors import Problem, bad_request, validation
 from nexus.kernel.models import CustomField
+from nexus.kernel.permissions import PRIVILEGED_APPS
 from nexus.kernel.records import UnitOfWork
 from nexus.kernel.resources import RecordService, Resource
 from nexus.kernel.schema_base import Schema
@@ -326,6 +327,9 @@ def _know(nx: Nexus) -> None:
 
 
 def install(nx: Nexus) -> None:
+    # Defining fields reshapes every form and export of the org: an admin's job, not something
+    # a member's `*.*.create` reaches. Values are still edited with the record's own permission.
+    PRIVILEGED_APPS.add("customfields")
     resource = fields_resource()
     resource.service_instance.references_resolver = nx.table_for
     nx.resources[("customfields", "fields")] = resource

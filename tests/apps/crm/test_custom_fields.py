@@ -143,3 +143,21 @@ async def test_meta_export_and_import_carry_custom_fields(client: httpx.AsyncCli
         r = await owner.post(f"{CRM}/contacts/import", params={"mapping": bad}, content=sheet.encode(),
                              headers={"Content-Type": "text/csv"})
         assert r.status_code == 400, (bad, r.text)
+
+
+async def test_only_admins_define_fields_but_members_fill_them_in(client: httpx.AsyncClient, nx: Nexus) -> None:
+    owner = await new_org(client, nx)
+    await _define(owner)
+    member = await owner.add_user(["member"])
+    r = await member.post(FIELDS, json={"resource": "crm.contacts", "name": "mood", "label": "Mood", "type": "text"})
+    assert r.status_code == 403, r.text
+    field = (await owner.get(FIELDS, params={"name": "tier"})).json()["items"][0]
+    r = await member.patch(f"{FIELDS}/{field['id']}", json={"label": "Level"})
+    assert r.status_code == 403, r.text
+    # The member still sees the fields on the form (meta) and fills them in on records.
+    meta = (await member.get("/api/v1/meta")).json()
+    contacts = next(res for app in meta["apps"] for res in app["resources"]
+                    if res["app"] == "crm" and res["name"] == "contacts")
+    assert {f["name"] for f in contacts["custom_fields"]} >= {"tier", "shoe_size"}
+    c = await make_contact(member, custom={"tier": "gold"})
+    assert c["custom"] == {"tier": "gold"}

@@ -6,6 +6,7 @@ import { useSession } from '../lib/context'
 import { findResource } from '../lib/meta'
 import { navigate, useLocation } from '../lib/router'
 import { ApiKeysPage } from './ApiKeys'
+import { OAuthClientsPage } from './OAuthClients'
 import { AuditPage } from './Audit'
 import { FederationPage } from './Federation'
 import { RolesPage } from './Roles'
@@ -19,6 +20,7 @@ export default function AdminApp() {
     findResource(meta, 'identity', 'users') && 'users',
     findResource(meta, 'identity', 'roles') && 'roles',
     findResource(meta, 'identity', 'api-keys') && 'api-keys',
+    findResource(meta, 'identity', 'oauth-clients') && 'applications',
     hasExplicitPermission(me, 'audit.trail.read') && 'audit',
     findResource(meta, 'identity', 'identity-providers') && 'sso',
     findResource(meta, 'identity', 'users')?.permissions.update && 'security',
@@ -32,10 +34,11 @@ export default function AdminApp() {
       {current === 'users' && <UsersPage />}
       {current === 'roles' && <RolesPage />}
       {current === 'api-keys' && <ApiKeysPage />}
+      {current === 'applications' && <OAuthClientsPage />}
       {current === 'audit' && <AuditPage />}
       {current === 'sso' && <FederationPage />}
       {current === 'security' && <SecurityPage />}
-      {!['users', 'roles', 'api-keys', 'audit', 'sso', 'security'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
+      {!['users', 'roles', 'api-keys', 'applications', 'audit', 'sso', 'security'].includes(current) && (sections.length ? null : <EmptyState icon="lock" title="Nothing to administer here" />)}
     </div>
   )
 }

@@ -94,6 +94,7 @@ function Sidebar({ open, onNavigate }: { open: boolean; onNavigate: () => void }
     can('ldap-connections') && { to: '/r/identity/ldap-connections', label: 'LDAP / AD', icon: 'git-branch' },
     can('scim-tokens') && { to: '/r/identity/scim-tokens', label: 'SCIM tokens', icon: 'zap' },
     can('directory-groups') && { to: '/r/identity/directory-groups', label: 'Directory groups', icon: 'users' },
+    can('oauth-clients') && { to: '/admin/applications', label: 'Applications', icon: 'globe' },
     hasExplicitPermission(me, 'audit.trail.read') && { to: '/admin/audit', label: 'Audit log', icon: 'activity' },
     can('identity-providers') && { to: '/admin/sso', label: 'Single sign-on', icon: 'link' },
     findResource(meta, 'identity', 'users')?.permissions.update && { to: '/admin/security', label: 'Security', icon: 'lock' },

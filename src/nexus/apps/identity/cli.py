@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
     create.add_argument("--password", required=True)
     create.add_argument("--org", default="default", help="org slug (default: default)")
     create.set_defaults(handler=_admin_create)
+    from .oidc.cli import register as register_oidc
+
+    register_oidc(sub)
 
 
 def _fail(message: str) -> int:

@@ -119,6 +119,16 @@ from .federation.models import (  # noqa: E402,F401
     ServiceProvider,
 )
 
+# The OpenID Connect provider's tables live beside its code; imported here so Alembic sees them.
+from .oidc.models import (  # noqa: E402, F401
+    AuthorizationCode,
+    OAuthClient,
+    OAuthConsent,
+    OAuthGrant,
+    OAuthRefreshToken,
+    SigningKey,
+)
+
 # Multi-factor and account security (identity/security/): imported so that Alembic sees them.
 from .security.models import (  # noqa: E402, F401
     AuthChallenge,

@@ -53,3 +53,6 @@ RESOURCES += _FEDERATION
 from .directory.resources import RESOURCES as _DIRECTORY  # noqa: E402
 
 RESOURCES += _DIRECTORY
+from .oidc.clients import RESOURCES as _OIDC_RESOURCES  # noqa: E402
+
+RESOURCES += _OIDC_RESOURCES

@@ -24,6 +24,7 @@ def setup(nx: Nexus) -> None:
     nx.state["identity.signin"] = SignIn(nx.db, nx)
     _security_setup(nx)
     _directory.setup(nx)
+    _oidc.setup(nx)
 
 
 async def _form(req: Request) -> dict[str, str]:
@@ -193,3 +194,7 @@ from . import directory as _directory  # noqa: E402
 from .directory import scim as _scim  # noqa: E402
 
 ROUTES += _scim.ROUTES
+# The OpenID Connect provider and OAuth 2.1 server (its own subpackage).
+from .oidc import routes as _oidc  # noqa: E402
+
+ROUTES += _oidc.ROUTES

@@ -12,6 +12,7 @@ import abc
 import asyncio
 import contextlib
 import itertools
+import logging
 import re
 import sqlite3
 import threading
@@ -23,6 +24,8 @@ import orjson
 
 from nexus.kernel.config import ConfigError, Settings, redact_url
 from nexus.kernel.jsonutil import iso, parse_dt
+
+log = logging.getLogger("nexus.db")
 
 Row = Sequence[Any]
 
@@ -300,7 +303,14 @@ class PostgresDatabase(Database):
 
     async def close(self) -> None:
         if self.pool is not None:
-            await self.pool.close()
+            # pool.close() waits for every acquired connection to come back; a request or task
+            # cancelled mid-query must not hold shutdown forever, so after a grace period the
+            # remaining connections are terminated (their transactions roll back server-side).
+            try:
+                await asyncio.wait_for(self.pool.close(), 10)
+            except TimeoutError:
+                log.warning("PostgreSQL pool did not close in 10 s; terminating its connections")
+                self.pool.terminate()
             self.pool = None
 
     @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import secrets
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -50,9 +49,9 @@ NAME_ATTRS = ("name", "displayName", "cn", "http://schemas.microsoft.com/identit
 
 def _base(req: Request) -> str:
     """The public base URL: NEXUS_PUBLIC_URL behind a proxy, else what the browser used."""
-    configured = os.environ.get("NEXUS_PUBLIC_URL")
+    configured = nexus_of(req).settings.public_url
     if configured:
-        return configured.rstrip("/")
+        return configured
     return f"{req.url.scheme}://{req.headers.get('host') or req.url.netloc}"
 
 
