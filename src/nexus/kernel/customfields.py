@@ -25,7 +25,7 @@ from pydantic import Field, StringConstraints, model_validator
 from nexus.kernel.cache import TTLCache
 from nexus.kernel.errors import Problem, bad_request, validation
 from nexus.kernel.models import CustomField
-from nexus.kernel.permissions import PRIVILEGED_APPS
+from nexus.kernel.permissions import ADMIN_CONFIGURED
 from nexus.kernel.records import UnitOfWork
 from nexus.kernel.resources import RecordService, Resource
 from nexus.kernel.schema_base import Schema
@@ -328,8 +328,9 @@ def _know(nx: Nexus) -> None:
 
 def install(nx: Nexus) -> None:
     # Defining fields reshapes every form and export of the org: an admin's job, not something
-    # a member's `*.*.create` reaches. Values are still edited with the record's own permission.
-    PRIVILEGED_APPS.add("customfields")
+    # a member's `*.*.create` reaches. Everyone reads them; values are edited with the record's
+    # own permission.
+    ADMIN_CONFIGURED.add("customfields.fields")
     resource = fields_resource()
     resource.service_instance.references_resolver = nx.table_for
     nx.resources[("customfields", "fields")] = resource

@@ -158,6 +158,7 @@ async def test_only_admins_define_fields_but_members_fill_them_in(client: httpx.
     meta = (await member.get("/api/v1/meta")).json()
     contacts = next(res for app in meta["apps"] for res in app["resources"]
                     if res["app"] == "crm" and res["name"] == "contacts")
-    assert {f["name"] for f in contacts["custom_fields"]} >= {"tier", "shoe_size"}
+    assert {f["name"] for f in contacts["custom_fields"]} >= {"custom.tier", "custom.shoe_size"}
+    assert (await member.get(FIELDS)).status_code == 200
     c = await make_contact(member, custom={"tier": "gold"})
     assert c["custom"] == {"tier": "gold"}
