@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from nexus.kernel.context import Context, Principal, request_id_var
-from nexus.kernel.http.app import check_csrf, nexus_of
+from nexus.kernel.http.app import check_csrf
 from nexus.kernel.http.routing import RouteDef
 from nexus.kernel.records import UnitOfWork
 
