@@ -1,8 +1,9 @@
 import { useCallback, useEffect, useMemo, useState } from 'react'
-import { ApiError, api, onAuthLost } from './lib/api'
+import { ApiError, api, authMode, onAuthLost } from './lib/api'
 import { loadMe, signOut as endSession, type Me } from './lib/auth'
 import { SessionContext, type Session } from './lib/context'
 import { followOAuthReturn } from './lib/returnTo'
+import { CALLBACK_PATH, beginWebSignIn, codeFlowAvailable, completeWebSignIn } from './lib/webSignIn'
 import type { Meta } from './lib/meta'
 import { Button, Loading, ToastProvider } from './components/ui'
 import { Icon } from './components/Icon'
@@ -30,6 +31,17 @@ export function App() {
   const location = useLocation()
 
   const boot = useCallback(async () => {
+    if (window.location.pathname === CALLBACK_PATH) {
+      // Back from the provider with the web app's authorization code: trade it for the session.
+      try {
+        window.history.replaceState(null, '', await completeWebSignIn())
+      } catch (err) {
+        await endSession() // the provider sign-in this answer belonged to is not kept either
+        window.history.replaceState(null, '', '/')
+        setState({ status: 'anon', notice: err instanceof ApiError ? err.message : 'Sign-in failed; please sign in again.' })
+        return
+      }
+    }
     try {
       const next = await loadSession()
       // Already signed in when a server flow (SAML single sign-on) sent us to the sign-in page: go on.
@@ -50,6 +62,14 @@ export function App() {
     return onAuthLost(() =>
       setState((s) => (s.status === 'ready' ? { status: 'anon', notice: 'Your session has ended. Please sign in again.' } : s)),
     )
+  }, [boot])
+
+  // Signed in to the provider (password, MFA, passkey): the web app now gets its own session
+  // through the authorization code flow, then comes back to where the person was.
+  const signedIn = useCallback(async () => {
+    if (authMode() === 'bearer' || !codeFlowAvailable()) return boot()
+    const here = window.location.pathname + window.location.search + window.location.hash
+    await beginWebSignIn(here)
   }, [boot])
 
   const reloadMeta = useCallback(async () => {
@@ -94,7 +114,7 @@ export function App() {
         <ResetPassword token={location.search.get('token') ?? ''} onDone={() => void boot()} />
       ) : (
         <>
-      {state.status === 'anon' && <SignIn notice={state.notice} onSignedIn={() => void boot()} />}
+      {state.status === 'anon' && <SignIn notice={state.notice} onSignedIn={() => void signedIn()} />}
       {session && (
         <SessionContext.Provider value={session}>
           <Shell />

@@ -198,3 +198,7 @@ ROUTES += _scim.ROUTES
 from .oidc import routes as _oidc  # noqa: E402
 
 ROUTES += _oidc.ROUTES
+# The web app signs in through the provider (code + PKCE → cookie session).
+from .oidc import webapp as _oidc_web  # noqa: E402
+
+ROUTES += _oidc_web.ROUTES

@@ -41,6 +41,10 @@ CLIENT_COLUMNS = ("id, org_id, name, client_id, client_type, secret_hash, redire
                   " grant_types, scopes, first_party, service_user_id")
 
 
+# The web app's own client, built in and present in every org (see webapp.py).
+WEB_CLIENT_ID = "nexus-web"
+
+
 def oauth_error(error: str, detail: str, status: int = 400, headers: dict[str, str] | None = None) -> Problem:
     """An RFC 6749 error that is also an RFC 9457 problem: clients read `error`, people `detail`."""
     return Problem(status, detail, type=f"oauth-{error.replace('_', '-')}", title="OAuth request refused",
@@ -69,6 +73,18 @@ class Client:
     @property
     def public(self) -> bool:
         return self.client_type == "public"
+
+
+@dataclass(frozen=True)
+class SpentCode:
+    code_id: str
+    org_id: str
+    user_id: str
+    session_id: str | None
+    scope: str
+    nonce: str | None
+    auth_time: Any
+    issuer: str
 
 
 def parse_scope(raw: str | None) -> list[str]:
@@ -125,6 +141,8 @@ class Provider:
     # -- audit -----------------------------------------------------------------------
     async def audit(self, client: Client, action: str, data: dict[str, Any], addr: str | None,
                     user_id: str | None = None) -> None:
+        if not client.org_id:
+            return  # the built-in web client before anyone is known: no org, no trail to write to
         async with UnitOfWork(self.db, self._ctx(client.org_id, user_id, addr)) as uow:
             uow.audit("identity", "oauth-clients", client.record_id, action, None, {"client_id": client.client_id,
                                                                                  **data})
@@ -205,6 +223,29 @@ class Provider:
                              addr)
             raise oauth_error("unauthorized_client", "This client may not use the authorization_code grant.")
         await self.keys.signer()  # make sure a key exists before the transaction (first use creates it)
+        spent = await self.spend_code(client, code, redirect_uri, verifier, addr)
+        code_id, org_id, user_id, session_id = spent.code_id, spent.org_id, spent.user_id, spent.session_id
+        scope, nonce, auth_time, issuer = spent.scope, spent.nonce, spent.auth_time, spent.issuer
+        scopes = parse_scope(scope)
+        async with UnitOfWork(self.db, self._ctx(org_id, user_id, addr)) as uow:
+            user = await self._user_claims(uow.conn, org_id, user_id)
+            if user is None:
+                raise oauth_error("invalid_grant", "The account is not active.")
+            new_grant = await self._new_grant(uow, client, user_id, scopes, session_id, self.db.read_ts(auth_time),
+                                              issuer, self.refresh_ttl)
+            await uow.conn.execute("UPDATE identity_oauth_code SET grant_id = ? WHERE id = ?", [new_grant, code_id])
+            out = await self._tokens(uow, client, new_grant, user, scopes, issuer, nonce=nonce,
+                                     auth_time=self.db.read_ts(auth_time), session_id=session_id,
+                                     refresh="refresh_token" in client.grant_types)
+            uow.audit("identity", "oauth-clients", client.record_id, "oauth_token_issued", None,
+                      {"client_id": client.client_id, "grant": "authorization_code", "grant_id": new_grant,
+                       "scopes": scopes})
+        return out
+
+    async def spend_code(self, client: Client, code: str, redirect_uri: str | None, verifier: str | None,
+                         addr: str | None) -> SpentCode:
+        """Use an authorization code once: every check (client, expiry, redirect URI, PKCE) runs
+        after the code is marked used, so that a failed attempt cannot be retried."""
         code_id = hash_secret(code)
         now = utcnow()
         async with self.db.reader() as conn:
@@ -243,29 +284,27 @@ class Provider:
         if reason:
             await self.audit(client, "oauth_refused", {"reason": reason}, addr, user_id)
             raise oauth_error("invalid_grant", reason)
-        scopes = parse_scope(scope)
-        async with UnitOfWork(self.db, self._ctx(org_id, user_id, addr)) as uow:
-            user = await self._user_claims(uow.conn, org_id, user_id)
-            if user is None:
-                raise oauth_error("invalid_grant", "The account is not active.")
-            new_grant = await self._new_grant(uow, client, user_id, scopes, session_id, self.db.read_ts(auth_time),
-                                              issuer, self.refresh_ttl)
-            await uow.conn.execute("UPDATE identity_oauth_code SET grant_id = ? WHERE id = ?", [new_grant, code_id])
-            out = await self._tokens(uow, client, new_grant, user, scopes, issuer, nonce=nonce,
-                                     auth_time=self.db.read_ts(auth_time), session_id=session_id,
-                                     refresh="refresh_token" in client.grant_types)
-            uow.audit("identity", "oauth-clients", client.record_id, "oauth_token_issued", None,
-                      {"client_id": client.client_id, "grant": "authorization_code", "grant_id": new_grant,
-                       "scopes": scopes})
-        return out
+        return SpentCode(code_id, org_id, user_id, session_id, scope, nonce, auth_time, issuer)
+
+    async def code_org(self, code: str) -> str | None:
+        """The org an authorization code was issued in (the built-in web client exists in every org)."""
+        async with self.db.reader() as conn:
+            org: str | None = await conn.fetchval("SELECT org_id FROM identity_oauth_code WHERE id = ?",
+                                                  [hash_secret(code)])
+        return org
 
     async def _code_replayed(self, client: Client, code_id: str, org_id: str, user_id: str,
                              addr: str | None) -> None:
         """A code presented twice was intercepted: revoke what the first exchange issued."""
         async with UnitOfWork(self.db, self._ctx(org_id, user_id, addr)) as uow:
-            grant_id = await uow.conn.fetchval("SELECT grant_id FROM identity_oauth_code WHERE id = ?", [code_id])
+            grant_id, session_id = await uow.conn.fetchrow(
+                "SELECT grant_id, session_id FROM identity_oauth_code WHERE id = ?", [code_id])
             if grant_id:
                 await self._revoke_grant(uow, grant_id, "code_replayed")
+            if client.client_id == WEB_CLIENT_ID and session_id:
+                # The web app's session came from this code: the sign-in it belongs to ends.
+                await uow.conn.execute("UPDATE identity_session SET revoked_at = ?, revoked_reason = 'code_replayed'"
+                                       " WHERE id = ? AND revoked_at IS NULL", [self.db.ts(uow.now), session_id])
             uow.audit("identity", "oauth-clients", client.record_id, "authorization_code_replayed", None,
                       {"client_id": client.client_id, "grant_id": grant_id})
         _invalidate()

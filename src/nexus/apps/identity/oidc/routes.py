@@ -28,7 +28,7 @@ from ..routes import _client, _form
 from .clients import API_SCOPE, GRANT_TYPES, OIDC_SCOPES
 from .keys import ALG
 from .pages import consent_page, error_page, signed_out_page
-from .provider import Client, Provider, api_audience, oauth_error, parse_scope, purge_expired
+from .provider import WEB_CLIENT_ID, Client, Provider, api_audience, oauth_error, parse_scope, purge_expired
 
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(sha256) without padding
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -162,6 +162,15 @@ async def authorize(req: Request) -> Response:
     except Problem as exc:
         return error_page(exc.detail)
     client = await prov.client(params.get("client_id"))
+    web = client is None and params.get("client_id") == WEB_CLIENT_ID
+    if web:
+        from .webapp import web_client
+
+        signed_in = await _browser_user(req)
+        if signed_in is None:
+            # The web app itself asked: it shows its own sign-in page, then starts again.
+            return RedirectResponse("/", status_code=302, headers=_NO_STORE)
+        client = web_client(signed_in.org_id, _issuer(req))
     if client is None:
         return error_page("The application (client_id) is unknown.")
     redirect_uri = params.get("redirect_uri")
