@@ -12,7 +12,11 @@ from nexus.kernel.http.routing import RouteDef
 from nexus.kernel.permissions import has_permission
 from nexus.kernel.resources import Resource, describe_fields
 
-_PLATFORM_DESCRIPTIONS = {"webhooks": "Send this organisation's events to other systems, signed and retried."}
+_PLATFORM_DESCRIPTIONS = {
+    "webhooks": "Send this organisation's events to other systems, signed and retried.",
+    "customfields": "Fields your organisation adds to records — typed, in forms, filters, imports and exports.",
+}
+_PLATFORM_TITLES = {"customfields": "Custom fields"}
 VERBS = ("read", "create", "update", "delete", "export", "import")
 
 
@@ -72,7 +76,8 @@ async def meta(req: Request) -> Response:
             if d["permissions"]["read"]:
                 platform.setdefault(app_name, []).append(d)
     for app_name, resources in sorted(platform.items()):
-        apps.append({"name": app_name, "title": app_name.replace("-", " ").title(), "category": "Platform",
+        apps.append({"name": app_name, "title": _PLATFORM_TITLES.get(app_name, app_name.replace("-", " ").title()),
+                     "category": "Platform",
                      "port": None, "catalog_number": 1000, "icon": "plug",
                      "description": _PLATFORM_DESCRIPTIONS.get(app_name, ""),
                      "resources": resources, "platform": True})
