@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import httpx
+
+from nexus.kernel.http.app import Nexus
 from tests.apps.crm.helpers import CRM, make_company, make_contact, make_deal, make_pipeline
 from tests.contract import ResourceContract
-from tests.factories import Actor
+from tests.factories import Actor, new_org
 
 BAD_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 
@@ -172,3 +175,15 @@ class TestCustomFields(ResourceContract):
 
     async def payload(self, actor: Actor, n: int = 0) -> dict[str, Any]:
         return {**self.valid, "name": f"f{n}_{actor.org_slug.replace('-', '_')}"}
+
+    async def test_viewer_reads_but_cannot_write(self, client: httpx.AsyncClient, nx: Nexus) -> None:
+        """Definitions are admin-only (a privileged app): members and viewers get 403 on the
+        API and see the fields through /api/v1/meta instead (test_custom_fields.py)."""
+        owner = await new_org(client, nx)
+        rec = await self.create(owner)
+        for role in ("viewer", "member"):
+            someone = await owner.add_user([role])
+            assert (await someone.get(f"{self.path}/{rec['id']}")).status_code == 403
+            assert (await someone.post(self.path, json=await self.payload(owner, 9))).status_code == 403
+            assert (await someone.patch(f"{self.path}/{rec['id']}", json=self.update)).status_code == 403
+            assert (await someone.delete(f"{self.path}/{rec['id']}")).status_code == 403

@@ -158,6 +158,6 @@ async def test_only_admins_define_fields_but_members_fill_them_in(client: httpx.
     meta = (await member.get("/api/v1/meta")).json()
     contacts = next(res for app in meta["apps"] for res in app["resources"]
                     if res["app"] == "crm" and res["name"] == "contacts")
-    assert {f["name"] for f in contacts["custom_fields"]} >= {"tier", "shoe_size"}
+    assert {f["key"] for f in contacts["custom_fields"]} >= {"tier", "shoe_size"}
     c = await make_contact(member, custom={"tier": "gold"})
     assert c["custom"] == {"tier": "gold"}

@@ -1,5 +1,9 @@
 """CRM records, declared: the kernel gives each its list/get/create/update/delete/restore,
-import/export, events and meta; the sales process adds actions on deals, leads and merges."""
+import/export, events and meta; the sales process adds actions on deals, leads and merges.
+
+What configures the CRM (pipelines and stages, exchange rates, assignment rules, web forms) is
+`privileged=CONFIGURATION`: every member reads it, only admins (or a role naming `crm`) change
+it — as in Odoo and HubSpot, sales reps work the deals, admins shape the pipeline."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Annotated
 
 from pydantic import Field, create_model
 
-from nexus.kernel.resources import Action, Resource
+from nexus.kernel.resources import CONFIGURATION, Action, Resource
 
 from . import models, schemas
 from .service import (
@@ -74,6 +78,7 @@ leads = Resource(
 pipelines = Resource(
     app="crm", name="pipelines", model=models.Pipeline, create=schemas.PipelineCreate, service=PipelineService,
     filters=("is_default", "name"), sorts=("name", "created_at"), default_sort="name",
+    privileged=CONFIGURATION,
     description="Sales processes, each with its ordered stages.",
 )
 
@@ -81,6 +86,7 @@ stages = Resource(
     app="crm", name="stages", model=models.Stage, create=schemas.StageCreate, service=StageService,
     filters=("pipeline_id", "kind"), sorts=("position", "name", "created_at"), default_sort="position",
     references={"pipeline_id": "crm.pipelines"},
+    privileged=CONFIGURATION,
     description="Steps of a pipeline: open, won or lost, each with a default probability.",
 )
 
@@ -137,6 +143,7 @@ tags = Resource(
 rates = Resource(
     app="crm", name="rates", model=models.ExchangeRate, create=schemas.RateCreate, entity="rate",
     filters=("currency", "valid_from"), sorts=("valid_from", "currency", "created_at"), default_sort="-valid_from",
+    privileged=CONFIGURATION,
     description="Exchange rates to the org currency, for forecasts and totals.",
 )
 
@@ -144,6 +151,7 @@ assignment_rules = Resource(
     app="crm", name="assignment-rules", model=models.AssignmentRule, create=schemas.AssignmentRuleCreate,
     service=AssignmentRuleService, entity="assignment_rule", hidden=("cursor",),
     filters=("active", "field"), sorts=("position", "name", "created_at"), default_sort="position",
+    privileged=CONFIGURATION,
     description="Who gets new leads: round-robin, or by territory or another field.",
 )
 
@@ -151,6 +159,7 @@ web_forms = Resource(
     app="crm", name="web-forms", model=models.WebForm, create=schemas.WebFormCreate, entity="web_form",
     service=WebFormService,
     filters=("active", "source"), sorts=("name", "created_at"), default_sort="name", importable=False,
+    privileged=CONFIGURATION,
     description="Website forms that create leads (public endpoint, per-form token).",
 )
 
