@@ -105,3 +105,19 @@ async def test_admins_and_roles_naming_the_crm_change_the_configuration(client: 
     # The settings change is in the audit trail.
     audit = (await owner.get("/api/v1/audit", params={"app": "crm", "resource": "settings"})).json()["items"]
     assert {e["actor_id"] for e in audit} >= {admin.user_id, manager.user_id}
+
+
+async def test_merge_and_convert_inputs_name_the_records_they_pick(client: httpx.AsyncClient, nx: Nexus) -> None:
+    """The web app's action dialog draws record pickers from `x-reference` in the inputs."""
+    owner = await new_org(client, nx)
+    meta = (await owner.get("/api/v1/meta")).json()
+    res = {r["path"]: r for a in meta["apps"] for r in a["resources"]}
+    for name in ("contacts", "companies", "deals"):
+        merge = next(a for a in res[f"{CRM}/{name}"]["actions"] if a["name"] == "merge")
+        assert merge["input"]["properties"]["duplicate_id"]["x-reference"] == f"crm.{name}"
+        assert merge["input"]["required"] == ["duplicate_id"]
+    convert = next(a for a in res[f"{CRM}/leads"]["actions"] if a["name"] == "convert")
+    props = convert["input"]["properties"]
+    assert {k: props[k]["x-reference"] for k in ("pipeline_id", "stage_id", "contact_id", "company_id")} == {
+        "pipeline_id": "crm.pipelines", "stage_id": "crm.stages", "contact_id": "crm.contacts",
+        "company_id": "crm.companies"}

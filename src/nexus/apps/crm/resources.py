@@ -37,15 +37,22 @@ def _dedup(model: type[schemas.Schema]) -> type[schemas.Schema]:
     return create_model(model.__name__, __base__=model, allow_duplicate=(field, False))  # type: ignore[call-overload,no-any-return]
 
 
-_merge = Action("merge", "merge", schemas.MergeInput, event="merged",
-                summary="Merge a duplicate into this record: its related records move here, it is deleted")
+def _merge(key: str) -> Action:
+    """The merge action of one resource; its input names the resource so a form offers a picker
+    of the other record (`x-reference`)."""
+    field = Annotated[str, Field(description="The record merged into this one, then deleted",
+                                 json_schema_extra={"x-reference": key})]
+    model = create_model(f"Merge{key.split('.')[1].title()}Input", __base__=schemas.MergeInput,
+                         duplicate_id=(field, ...))
+    return Action("merge", "merge", model, event="merged",
+                  summary="Merge a duplicate into this record: its related records move here, it is deleted")
 
 companies = Resource(
     app="crm", name="companies", model=models.Company, create=_dedup(schemas.CompanyCreate), service=CompanyService,
     entity="company", filters=("name", "domain", "parent_id", "industry", "owner_id", "tags"),
     sorts=("name", "created_at", "updated_at"), search=("name", "domain", "industry", "website"),
     default_sort="name", references={"parent_id": "crm.companies", "owner_id": "identity.users"},
-    actions=(_merge,), custom_fields=True,
+    actions=(_merge("crm.companies"),), custom_fields=True,
     description="Accounts: organisations you sell to, with their hierarchy (parent company).",
 )
 
@@ -55,7 +62,7 @@ contacts = Resource(
     filters=("email", "company_id", "owner_id", "tags", "last_name", "first_name", "name"),
     sorts=("name", "last_name", "created_at", "updated_at"), search=("name", "email", "job_title", "phone"),
     default_sort="name", references={"company_id": "crm.companies", "owner_id": "identity.users"},
-    actions=(_merge,), custom_fields=True,
+    actions=(_merge("crm.contacts"),), custom_fields=True,
     description="People: customers, prospects and their colleagues.",
 )
 
@@ -104,7 +111,7 @@ deals = Resource(
         Action("win", "win", schemas.WinInput, summary="Close as won", event="won"),
         Action("lose", "lose", schemas.LoseInput, summary="Close as lost, with a reason", event="lost"),
         Action("reopen", "reopen", schemas.ReopenInput, summary="Reopen a won or lost deal", event="reopened"),
-        _merge,
+        _merge("crm.deals"),
     ),
     custom_fields=True,
     description="Opportunities: an amount, a close date and a stage in a pipeline.",
