@@ -289,3 +289,32 @@ def test_crm_pages_are_axe_clean(browser: Any, server: Server, scheme: str) -> N
     finally:
         ctx.close()
     assert not problems, "serious/critical accessibility problems:\n" + "\n".join(problems)
+
+
+def test_convert_a_lead_and_import_contacts_from_a_vcard(page: Any, server: Server, tmp_path: Any) -> None:
+    h = server.token(*ADMIN)
+    tag = uuid.uuid4().hex[:6]
+    lead = server.api("POST", "/api/v1/crm/leads", h, json={"name": f"Grace {tag}", "email": f"grace-{tag}@example.com",
+                                                             "company_name": f"Navy {tag}", "allow_duplicate": True})
+    sign_in(page, *ADMIN)
+    # The generic lead view offers the lead's actions; Convert opens its input as a form.
+    page.goto(f"/r/crm/leads/{lead['id']}")
+    page.get_by_role("button", name="Convert").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Create deal").uncheck()
+    dialog.get_by_role("button", name="Convert").click()
+    expect(dialog).to_be_hidden()
+    done = wait_for(lambda: server.api("GET", f"/api/v1/crm/leads/{lead['id']}", h).get("converted_at"))
+    assert done, "the lead was converted"
+    contacts = server.api("GET", f"/api/v1/crm/contacts?email=grace-{tag}@example.com", h)["items"]
+    assert len(contacts) == 1
+
+    # Contacts: import a vCard file, the new contact is listed.
+    card = tmp_path / "people.vcf"
+    card.write_text(f"BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Ada {tag}\r\nN:{tag};Ada;;;\r\n"
+                    f"EMAIL:ada-{tag}@example.com\r\nEND:VCARD\r\n")
+    page.goto("/crm/contacts")
+    page.get_by_label("vCard file").set_input_files(str(card))
+    expect(page.get_by_text("1 of 1 contact imported.")).to_be_visible()
+    assert server.api("GET", f"/api/v1/crm/contacts?email=ada-{tag}@example.com", h)["items"]
+    expect(page.get_by_role("button", name="Export vCard")).to_be_visible()

@@ -7,7 +7,12 @@ import pytest
 from nexus.kernel.config import ConfigError, Settings, redact_url
 from nexus.kernel.context import Principal
 from nexus.kernel.ids import is_id, new_id
-from nexus.kernel.permissions import PRIVILEGED_APPS, has_permission, valid_permission_name
+from nexus.kernel.permissions import (
+    PRIVILEGED_APPS,
+    PRIVILEGED_PERMISSIONS,
+    has_permission,
+    valid_permission_name,
+)
 
 
 def test_ids_are_monotonic_and_valid() -> None:
@@ -69,5 +74,34 @@ def test_permission_wildcards() -> None:
     assert has_permission(Principal("u", "o", "user", frozenset({"*"})), "identity.users.delete")
     assert has_permission(Principal("u", "o", "user", frozenset({"identity.users.read"})), "identity.users.read")
     assert valid_permission_name("tasks.*.read") and valid_permission_name("*")
+
+
+def test_privileged_permissions_take_a_grant_naming_the_app() -> None:
+    """A resource's configuration verbs (Resource(privileged=…)): a member's wildcard grants
+    read it and reach its neighbours, not its writes; `*` or naming the app does."""
+    from pydantic import BaseModel
+
+    from nexus.apps.notes.models import Note as Widget  # any record model: the table is not used
+    from nexus.kernel.resources import CONFIGURATION, Resource
+
+    class WidgetIn(BaseModel):
+        title: str
+
+    r = Resource(app="unitpriv", name="widgets", model=Widget, create=WidgetIn, privileged=CONFIGURATION)
+    PRIVILEGED_PERMISSIONS.update(r.permission(v) for v in r.privileged)
+    member = Principal("u", "o", "user", frozenset({"*.*.read", "*.*.create", "*.*.update", "*.widgets.*", "*.*.*"}))
+    assert has_permission(member, "unitpriv.widgets.read")
+    assert has_permission(member, "unitpriv.gadgets.update"), "only the declared resource is privileged"
+    for verb in CONFIGURATION:
+        assert not has_permission(member, f"unitpriv.widgets.{verb}")
+    assert has_permission(Principal("u", "o", "user", frozenset({"*"})), "unitpriv.widgets.update")
+    for grant in ("unitpriv.*.*", "unitpriv.*.update", "unitpriv.widgets.*", "unitpriv.widgets.update"):
+        assert has_permission(Principal("u", "o", "user", frozenset({grant})), "unitpriv.widgets.update"), grant
+    try:
+        Resource(app="unitpriv", name="widgets2", model=Widget, create=WidgetIn, privileged=("approve",))
+    except ValueError as exc:
+        assert "approve" in str(exc)
+    else:
+        raise AssertionError("an unknown privileged verb is refused")
     assert not valid_permission_name("tasks.read") and not valid_permission_name("a.b.c.d")
     assert not valid_permission_name("tasks.tasks.re ad")

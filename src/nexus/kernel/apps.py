@@ -32,6 +32,9 @@ class AppManifest:
     description: str = ""
     icon: str = "app"
     privileged: bool = False  # wildcard grants (`*.*.read`) do not reach it
+    # Permissions of its own routes (not a resource's) that wildcard app segments do not reach,
+    # e.g. ("crm.settings.update",): granted by `*` or by naming the app (kernel/permissions.py).
+    privileged_permissions: tuple[str, ...] = ()
 
 
 @dataclass

@@ -25,9 +25,9 @@ from pydantic import Field, StringConstraints, model_validator
 from nexus.kernel.cache import TTLCache
 from nexus.kernel.errors import Problem, bad_request, validation
 from nexus.kernel.models import CustomField
-from nexus.kernel.permissions import ADMIN_CONFIGURED
+from nexus.kernel.permissions import PRIVILEGED_PERMISSIONS
 from nexus.kernel.records import UnitOfWork
-from nexus.kernel.resources import RecordService, Resource
+from nexus.kernel.resources import CONFIGURATION, RecordService, Resource
 from nexus.kernel.schema_base import Schema
 
 if TYPE_CHECKING:
@@ -141,6 +141,7 @@ def fields_resource() -> Resource:
         service=CustomFieldService, entity="custom_field", title="Custom fields", title_field="label",
         filters=("resource", "name", "type"), sorts=("position", "name", "created_at"),
         default_sort="position", description="Fields an organisation adds to records, typed, without code.",
+        privileged=CONFIGURATION,
     )
 
 
@@ -327,11 +328,11 @@ def _know(nx: Nexus) -> None:
 
 
 def install(nx: Nexus) -> None:
+    resource = fields_resource()
     # Defining fields reshapes every form and export of the org: an admin's job, not something
     # a member's `*.*.create` reaches. Everyone reads them; values are edited with the record's
     # own permission.
-    ADMIN_CONFIGURED.add("customfields.fields")
-    resource = fields_resource()
+    PRIVILEGED_PERMISSIONS.update(resource.permission(v) for v in resource.privileged)
     resource.service_instance.references_resolver = nx.table_for
     nx.resources[("customfields", "fields")] = resource
     nx.all_resources[resource.key] = resource

@@ -15,10 +15,12 @@ ACTIONS = ("read", "create", "update", "delete", "export", "import")
 # them takes naming the app. Filled from the manifests at start (privileged=True).
 PRIVILEGED_APPS: set[str] = {"audit", "jobs"}
 
-# Resources (`app.resource`) whose configuration everyone may read but only a grant naming the
-# app may change: a member's `*.*.update` reaches records, not the org's set-up (custom field
-# definitions, say). Kernel subsystems and apps add to it at start.
-ADMIN_CONFIGURED: set[str] = set()
+# Single permissions that a wildcard app segment does not reach either: what configures an
+# app rather than works in it (a CRM's pipelines and currency, not its deals). A member's
+# `*.*.update` does not grant them; `*`, or a grant that names the app (`crm.*.*`,
+# `crm.pipelines.update`), does. Filled at start from each Resource's `privileged` verbs and
+# each manifest's `privileged_permissions` (for routes that are not a resource's).
+PRIVILEGED_PERMISSIONS: set[str] = set()
 
 
 def has_permission(principal: Principal, permission: str) -> bool:
@@ -29,7 +31,7 @@ def has_permission(principal: Principal, permission: str) -> bool:
     resource, _, action = rest.partition(".")
     if f"{app}.{resource}.*" in granted or f"{app}.*.{action}" in granted or f"{app}.*.*" in granted:
         return True
-    if app in PRIVILEGED_APPS or (action != "read" and f"{app}.{resource}" in ADMIN_CONFIGURED):
+    if app in PRIVILEGED_APPS or permission in PRIVILEGED_PERMISSIONS:
         return False
     return (f"*.*.{action}" in granted or f"*.{resource}.{action}" in granted
             or f"*.{resource}.*" in granted or "*.*.*" in granted)

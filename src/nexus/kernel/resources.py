@@ -27,7 +27,11 @@ from nexus.kernel.errors import Problem, validation
 from nexus.kernel.records import TableSpec, UnitOfWork
 from nexus.kernel.schema_base import Schema
 
-__all__ = ["Action", "RecordRule", "RecordService", "Resource", "Schema", "View", "pydantic_errors"]
+__all__ = ["CONFIGURATION", "Action", "RecordRule", "RecordService", "Resource", "Schema", "View", "pydantic_errors"]
+
+# The verbs that change a resource: Resource(privileged=CONFIGURATION) makes them admin-only
+# (wildcard app grants do not reach them) while everyone who may read still reads.
+CONFIGURATION = ("create", "update", "delete", "import")
 
 READONLY = ("id", "org_id", "created_at", "created_by", "updated_at", "updated_by", "version", "deleted_at")
 
@@ -102,6 +106,11 @@ class Resource:
     # Custom fields per org (kernel/customfields.py): the model has a JSON `custom` column;
     # the create and update schemas take `custom` (added here when the app's lacks it).
     custom_fields: bool = False
+    # Verbs ("create", "update", …, or an action's permission) that configure the app rather
+    # than work in it: wildcard app grants (a member's `*.*.update`) do not reach them, so they
+    # take `*` (admins) or a grant naming the app — see kernel/permissions.py. `CONFIGURATION`
+    # is the usual choice: everyone may read, only admins change.
+    privileged: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.spec = TableSpec(self.model, self.hidden)
@@ -125,6 +134,10 @@ class Resource:
                 if self.spec.has(cand):
                     self.title_field = cand
                     break
+        known_verbs = {"read", "create", "update", "delete", "export", "import", *(a.permission for a in self.actions)}
+        for verb in self.privileged:
+            if verb not in known_verbs:
+                raise ValueError(f"{self.key}: privileged verb {verb!r} is not one of {sorted(known_verbs)}")
         self.service_instance: RecordService = (self.service or RecordService)(self)
         self.action_map = {a.name: a for a in self.actions}
         self.view_map = {v.name: v for v in self.views}

@@ -80,6 +80,63 @@ async def test_board_columns_totals_and_paging(client: httpx.AsyncClient, nx: Ne
     assert (await stranger.get(f"{CRM}/pipelines/{p['id']}/board")).status_code == 404
 
 
+async def test_board_cards_carry_company_and_owner_names_in_one_query(
+        client: httpx.AsyncClient, nx: Nexus, monkeypatch: Any) -> None:
+    """The board names each card's company and owner itself (the web board makes no request
+    per company or user), with one look-up for the whole page, however many cards."""
+    from nexus.kernel.db import _PgConn, _SqliteConn
+
+    owner = await new_org(client, nx)
+    rep = await owner.add_user()
+    p = await make_pipeline(owner)
+    first, second = p["stages"][0], p["stages"][1]
+    acme, globex = await make_company(owner, name="Acme Ltd"), await make_company(owner, name="Globex")
+    for i in range(6):
+        await make_deal(owner, company_id=(acme, globex)[i % 2]["id"],
+                        owner_id=(owner.user_id, rep.user_id)[i % 2])
+    lone = await make_deal(owner)  # no company, no owner
+    await owner.patch(f"{CRM}/deals/{lone['id']}", json={"owner_id": None})
+    moved = await make_deal(owner, company_id=acme["id"], owner_id=rep.user_id)
+    await act(owner, f"deals/{moved['id']}", "move", {"stage_id": second["id"]})
+    # A company deleted after the deal was made: its name is gone, the card still shows.
+    gone = await make_company(owner, name="Initech")
+    orphan = await make_deal(owner, company_id=gone["id"])
+    assert (await owner.delete(f"{CRM}/companies/{gone['id']}")).status_code in (200, 204)
+
+    statements: list[str] = []
+    for cls in (_SqliteConn, _PgConn):
+        orig = cls.fetch
+
+        def spy(self: Any, sql: str, params: Any = (), _orig: Any = orig) -> Any:
+            statements.append(sql)
+            return _orig(self, sql, params)
+        monkeypatch.setattr(cls, "fetch", spy)
+    r = await owner.get(f"{CRM}/pipelines/{p['id']}/board", params={"limit": 20})
+    assert r.status_code == 200, r.text
+    name_queries = [s for s in statements if "crm_company" in s and "identity_user" in s]
+    assert len(name_queries) == 1, statements
+    cols = {c["stage"]["id"]: c for c in r.json()["columns"]}
+    cards = {d["id"]: d for c in cols.values() for d in c["items"]}
+    users = {owner.user_id: (await owner.get(f"/api/v1/identity/users/{owner.user_id}")).json()["name"],
+             rep.user_id: (await owner.get(f"/api/v1/identity/users/{rep.user_id}")).json()["name"]}
+    for d in cards.values():
+        if d["id"] in (lone["id"], orphan["id"]):
+            continue
+        assert d["company_name"] == {acme["id"]: "Acme Ltd", globex["id"]: "Globex"}[d["company_id"]]
+        assert d["owner_name"] == users[d["owner_id"]]
+    assert cards[lone["id"]]["company_name"] is None and cards[lone["id"]]["owner_name"] is None
+    assert cards[orphan["id"]]["company_name"] is None
+    assert cards[moved["id"]]["stage_id"] == second["id"]
+    # The column's next pages are named the same way.
+    statements.clear()
+    page = await owner.get(f"{CRM}/pipelines/{p['id']}/board", params={"limit": 1})
+    cursor = {c["stage"]["id"]: c for c in page.json()["columns"]}[first["id"]]["next_cursor"]
+    r = await owner.get(f"{CRM}/pipelines/{p['id']}/board/{first['id']}", params={"limit": 5, "cursor": cursor})
+    assert r.status_code == 200, r.text
+    assert all("company_name" in d and "owner_name" in d for d in r.json()["items"])
+    assert any(d["company_name"] in ("Acme Ltd", "Globex") for d in r.json()["items"])
+
+
 async def test_forecast_by_quarter_owner_and_pipeline(client: httpx.AsyncClient, nx: Nexus) -> None:
     owner = await new_org(client, nx)
     rep = await owner.add_user()

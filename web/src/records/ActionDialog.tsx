@@ -1,6 +1,7 @@
 // A domain action's input (POST …/{id}/{action}) as a form drawn from its JSON schema.
 // Properties named like a field of the resource reuse that field's input (a reference
-// picker for assignee_id, choices for status…).
+// picker for assignee_id, choices for status…); `x-reference` in a property's schema asks for
+// a picker of that record type.
 import { useState, type FormEvent } from 'react'
 import { Alert, Button, Dialog, FieldShell } from '../components/ui'
 import { ApiError, request } from '../lib/api'
@@ -40,6 +41,8 @@ export function schemaFields(action: ActionMeta, resource: ResourceMeta): FieldM
       ge: schema.minimum,
       le: schema.maximum,
     }
+    // An input that names the record type it points to (`x-reference`, e.g. the other record of a merge).
+    if (typeof schema['x-reference'] === 'string') return { ...base, type: 'reference', reference: schema['x-reference'] }
     if (same && (same.type === 'reference' || same.type === 'choice')) return { ...base, type: same.type, reference: same.reference, choices: same.choices, label: same.label }
     if (schema.enum) return { ...base, type: 'choice', choices: schema.enum.map(String) }
     if (schema.type === 'array') return { ...base, type: 'list', max_length: (raw as JsonSchema & { maxItems?: number }).maxItems }

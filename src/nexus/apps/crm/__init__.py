@@ -11,4 +11,7 @@ manifest = AppManifest(
     depends=("identity", "tasks"),
     description="Contacts, companies, leads and deals through pipelines; activities, timelines and forecasts.",
     icon="briefcase",
+    # The org currency and fiscal year (PUT /api/v1/crm/settings) are admin-only, like the
+    # resources declared privileged in resources.py.
+    privileged_permissions=("crm.settings.update",),
 )

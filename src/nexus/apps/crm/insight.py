@@ -95,8 +95,33 @@ def _card_sql(owner: bool) -> str:
     return sql
 
 
+async def name_cards(conn: Conn, org_id: str, cards: list[dict[str, Any]], users_table: str | None) -> None:
+    """Add `company_name` and `owner_name` to each card: one round trip for the whole page
+    (a UNION of two `IN` look-ups), so the board needs no request per company or user."""
+    company_ids = sorted({c["company_id"] for c in cards if c.get("company_id")})
+    owner_ids = sorted({c["owner_id"] for c in cards if c.get("owner_id")}) if users_table else []
+    names: dict[tuple[str, str], str] = {}
+    parts: list[str] = []
+    args: list[Any] = []
+    if company_ids:
+        parts.append("SELECT 'c', id, name FROM crm_company WHERE org_id = ? AND deleted_at IS NULL"
+                     f" AND id IN ({','.join('?' * len(company_ids))})")
+        args += [org_id, *company_ids]
+    if owner_ids:
+        parts.append(f"SELECT 'u', id, name FROM {users_table} WHERE org_id = ? AND deleted_at IS NULL"
+                     f" AND id IN ({','.join('?' * len(owner_ids))})")
+        args += [org_id, *owner_ids]
+    if parts:
+        for kind, rid, name in await conn.fetch(" UNION ALL ".join(parts), args):
+            names[(kind, rid)] = name
+    for c in cards:
+        c["company_name"] = names.get(("c", c["company_id"])) if c.get("company_id") else None
+        c["owner_name"] = names.get(("u", c["owner_id"])) if c.get("owner_id") else None
+
+
 async def board(db: Database, cursors: CursorCodec, org_id: str, pipeline: dict[str, Any],
-                stages: list[dict[str, Any]], limit: int, owner_id: str | None) -> dict[str, Any]:
+                stages: list[dict[str, Any]], limit: int, owner_id: str | None,
+                users_table: str | None = None) -> dict[str, Any]:
     """Every stage of a pipeline as a column: count and totals (in the org currency, and per
     currency), the first `limit` cards (most recently moved or edited first) and a cursor for
     the column's next page."""
@@ -118,6 +143,7 @@ async def board(db: Database, cursors: CursorCodec, org_id: str, pipeline: dict[
             for row in await conn.fetch(sql, args):
                 rec = deals.spec.to_output(db.dialect, row)
                 cards.setdefault(rec["stage_id"], []).append(rec)
+            await name_cards(conn, org_id, [c for col in cards.values() for c in col], users_table)
     by_stage: dict[str, list[tuple[str, int, Decimal, Decimal]]] = defaultdict(list)
     for stage_id, cur, count, amount, weighted in totals:
         by_stage[stage_id].append((cur, int(count), _dec(amount), _dec(weighted) / 100))
@@ -152,7 +178,7 @@ def _column_fp(stage_id: str, owner_id: str | None) -> str:
 
 
 async def column_page(db: Database, cursors: CursorCodec, org_id: str, stage_id: str, limit: int,
-                      owner_id: str | None, cursor: str | None) -> dict[str, Any]:
+                      owner_id: str | None, cursor: str | None, users_table: str | None = None) -> dict[str, Any]:
     """One more page of a board column, after the cursor the board (or the last page) gave."""
     sql = _card_sql(bool(owner_id))
     args: list[Any] = [org_id, stage_id, *([owner_id] if owner_id else [])]
@@ -167,7 +193,8 @@ async def column_page(db: Database, cursors: CursorCodec, org_id: str, stage_id:
     args.append(limit + 1)
     async with db.reader() as conn:
         rows = await conn.fetch(sql, args)
-    items = [deals.spec.to_output(db.dialect, r) for r in rows[:limit]]
+        items = [deals.spec.to_output(db.dialect, r) for r in rows[:limit]]
+        await name_cards(conn, org_id, items, users_table)
     nxt = cursors.encode(_column_fp(stage_id, owner_id), [items[-1]["updated_at"], items[-1]["id"]]) \
         if len(rows) > limit else None
     return {"items": items, "next_cursor": nxt}

@@ -1,5 +1,9 @@
 """CRM records, declared: the kernel gives each its list/get/create/update/delete/restore,
-import/export, events and meta; the sales process adds actions on deals, leads and merges."""
+import/export, events and meta; the sales process adds actions on deals, leads and merges.
+
+What configures the CRM (pipelines and stages, exchange rates, assignment rules, web forms) is
+`privileged=CONFIGURATION`: every member reads it, only admins (or a role naming `crm`) change
+it — as in Odoo and HubSpot, sales reps work the deals, admins shape the pipeline."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Annotated
 
 from pydantic import Field, create_model
 
-from nexus.kernel.resources import Action, Resource
+from nexus.kernel.resources import CONFIGURATION, Action, Resource
 
 from . import models, schemas
 from .service import (
@@ -33,15 +37,22 @@ def _dedup(model: type[schemas.Schema]) -> type[schemas.Schema]:
     return create_model(model.__name__, __base__=model, allow_duplicate=(field, False))  # type: ignore[call-overload,no-any-return]
 
 
-_merge = Action("merge", "merge", schemas.MergeInput, event="merged",
-                summary="Merge a duplicate into this record: its related records move here, it is deleted")
+def _merge(key: str) -> Action:
+    """The merge action of one resource; its input names the resource so a form offers a picker
+    of the other record (`x-reference`)."""
+    field = Annotated[str, Field(description="The record merged into this one, then deleted",
+                                 json_schema_extra={"x-reference": key})]
+    model = create_model(f"Merge{key.split('.')[1].title()}Input", __base__=schemas.MergeInput,
+                         duplicate_id=(field, ...))
+    return Action("merge", "merge", model, event="merged",
+                  summary="Merge a duplicate into this record: its related records move here, it is deleted")
 
 companies = Resource(
     app="crm", name="companies", model=models.Company, create=_dedup(schemas.CompanyCreate), service=CompanyService,
     entity="company", filters=("name", "domain", "parent_id", "industry", "owner_id", "tags"),
     sorts=("name", "created_at", "updated_at"), search=("name", "domain", "industry", "website"),
     default_sort="name", references={"parent_id": "crm.companies", "owner_id": "identity.users"},
-    actions=(_merge,), custom_fields=True,
+    actions=(_merge("crm.companies"),), custom_fields=True,
     description="Accounts: organisations you sell to, with their hierarchy (parent company).",
 )
 
@@ -51,7 +62,7 @@ contacts = Resource(
     filters=("email", "company_id", "owner_id", "tags", "last_name", "first_name", "name"),
     sorts=("name", "last_name", "created_at", "updated_at"), search=("name", "email", "job_title", "phone"),
     default_sort="name", references={"company_id": "crm.companies", "owner_id": "identity.users"},
-    actions=(_merge,), custom_fields=True,
+    actions=(_merge("crm.contacts"),), custom_fields=True,
     description="People: customers, prospects and their colleagues.",
 )
 
@@ -74,6 +85,7 @@ leads = Resource(
 pipelines = Resource(
     app="crm", name="pipelines", model=models.Pipeline, create=schemas.PipelineCreate, service=PipelineService,
     filters=("is_default", "name"), sorts=("name", "created_at"), default_sort="name",
+    privileged=CONFIGURATION,
     description="Sales processes, each with its ordered stages.",
 )
 
@@ -81,6 +93,7 @@ stages = Resource(
     app="crm", name="stages", model=models.Stage, create=schemas.StageCreate, service=StageService,
     filters=("pipeline_id", "kind"), sorts=("position", "name", "created_at"), default_sort="position",
     references={"pipeline_id": "crm.pipelines"},
+    privileged=CONFIGURATION,
     description="Steps of a pipeline: open, won or lost, each with a default probability.",
 )
 
@@ -98,7 +111,7 @@ deals = Resource(
         Action("win", "win", schemas.WinInput, summary="Close as won", event="won"),
         Action("lose", "lose", schemas.LoseInput, summary="Close as lost, with a reason", event="lost"),
         Action("reopen", "reopen", schemas.ReopenInput, summary="Reopen a won or lost deal", event="reopened"),
-        _merge,
+        _merge("crm.deals"),
     ),
     custom_fields=True,
     description="Opportunities: an amount, a close date and a stage in a pipeline.",
@@ -137,6 +150,7 @@ tags = Resource(
 rates = Resource(
     app="crm", name="rates", model=models.ExchangeRate, create=schemas.RateCreate, entity="rate",
     filters=("currency", "valid_from"), sorts=("valid_from", "currency", "created_at"), default_sort="-valid_from",
+    privileged=CONFIGURATION,
     description="Exchange rates to the org currency, for forecasts and totals.",
 )
 
@@ -144,6 +158,7 @@ assignment_rules = Resource(
     app="crm", name="assignment-rules", model=models.AssignmentRule, create=schemas.AssignmentRuleCreate,
     service=AssignmentRuleService, entity="assignment_rule", hidden=("cursor",),
     filters=("active", "field"), sorts=("position", "name", "created_at"), default_sort="position",
+    privileged=CONFIGURATION,
     description="Who gets new leads: round-robin, or by territory or another field.",
 )
 
@@ -151,6 +166,7 @@ web_forms = Resource(
     app="crm", name="web-forms", model=models.WebForm, create=schemas.WebFormCreate, entity="web_form",
     service=WebFormService,
     filters=("active", "source"), sorts=("name", "created_at"), default_sort="name", importable=False,
+    privileged=CONFIGURATION,
     description="Website forms that create leads (public endpoint, per-form token).",
 )
 

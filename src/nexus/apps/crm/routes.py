@@ -127,6 +127,12 @@ async def _stages_of(req: Request, pipeline_id: str) -> tuple[Any, dict[str, Any
 # -- board and forecast ----------------------------------------------------------------------------
 
 
+def _users_table(nx: Any) -> str | None:
+    """Identity's user table, through the kernel's resource registry (no import of identity)."""
+    spec = nx.table_for("identity.users")
+    return spec.name if spec is not None else None
+
+
 async def board(req: Request) -> Response:
     """The pipeline board: a column per stage with count, totals and the first cards."""
     nx = nexus_of(req)
@@ -135,7 +141,7 @@ async def board(req: Request) -> Response:
     p, pipeline, stage_list = await _stages_of(req, req.path_params["id"])
     require(p, deals.permission("read"))
     body = await insight.board(nx.db, nx.cursors, p.org_id, pipeline, stage_list, _limit(params, 20, insight.MAX_COLUMN),
-                               _id(params, "owner_id"))
+                               _id(params, "owner_id"), _users_table(nx))
     return json_response(body)
 
 
@@ -150,7 +156,7 @@ async def board_column(req: Request) -> Response:
     if stage_id not in {s["id"] for s in stage_list}:
         raise not_found("stage")
     body = await insight.column_page(nx.db, nx.cursors, p.org_id, stage_id, _limit(params, 20, insight.MAX_COLUMN),
-                                     _id(params, "owner_id"), _one(params, "cursor"))
+                                     _id(params, "owner_id"), _one(params, "cursor"), _users_table(nx))
     return json_response(body)
 
 

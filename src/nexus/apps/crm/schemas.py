@@ -272,10 +272,13 @@ class DisqualifyInput(Schema):
 class ConvertInput(Schema):
     create_deal: bool = True
     deal_title: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
-    pipeline_id: str | None = None
-    stage_id: str | None = None
-    contact_id: str | None = Field(default=None, description="Use this contact instead of matching one")
-    company_id: str | None = Field(default=None, description="Use this company instead of matching one")
+    # `x-reference` tells a form (the web app's action dialog) to offer a record picker.
+    pipeline_id: str | None = Field(default=None, json_schema_extra={"x-reference": "crm.pipelines"})
+    stage_id: str | None = Field(default=None, json_schema_extra={"x-reference": "crm.stages"})
+    contact_id: str | None = Field(default=None, description="Use this contact instead of matching one",
+                                   json_schema_extra={"x-reference": "crm.contacts"})
+    company_id: str | None = Field(default=None, description="Use this company instead of matching one",
+                                   json_schema_extra={"x-reference": "crm.companies"})
 
 
 class MergeInput(Schema):

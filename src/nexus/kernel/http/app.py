@@ -31,7 +31,7 @@ from nexus.kernel.errors import Problem, unauthenticated
 from nexus.kernel.events import EventBus, EventType, record_event_schema
 from nexus.kernel.http.responses import problem_response
 from nexus.kernel.http.routing import RouteDef, Router
-from nexus.kernel.permissions import PRIVILEGED_APPS
+from nexus.kernel.permissions import PRIVILEGED_APPS, PRIVILEGED_PERMISSIONS
 from nexus.kernel.query import CursorCodec
 from nexus.kernel.records import TableSpec
 from nexus.kernel.resources import Resource, pydantic_errors
@@ -75,6 +75,8 @@ class Nexus:
         for app in self.loaded.values():
             if app.manifest.privileged:
                 PRIVILEGED_APPS.add(app.name)
+            PRIVILEGED_PERMISSIONS.update(app.manifest.privileged_permissions)
+            PRIVILEGED_PERMISSIONS.update(r.permission(v) for r in app.resources for v in r.privileged)
         self.served: list[str] = serve_names
         self.resources: dict[tuple[str, str], Resource] = {}
         self.all_resources: dict[str, Resource] = {}

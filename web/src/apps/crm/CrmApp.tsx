@@ -7,6 +7,7 @@ import { useSession } from '../../lib/context'
 import { useDocumentTitle } from '../../lib/hooks'
 import { findResource, recordTitle, resourceByKey } from '../../lib/meta'
 import { matchPath, navigate, setSearch, useLocation } from '../../lib/router'
+import { Contacts } from './Contacts'
 import { Forecast } from './Forecast'
 import { PipelineBoard } from './PipelineBoard'
 import { RecordPage } from './RecordPage'
@@ -18,11 +19,13 @@ const TABS = [
   { id: 'board', label: 'Pipeline', icon: 'kanban', path: '/crm' },
   { id: 'forecast', label: 'Forecast', icon: 'bar-chart', path: '/crm/forecast' },
   { id: 'reports', label: 'Reports', icon: 'table', path: '/crm/reports' },
+  { id: 'contacts', label: 'Contacts', icon: 'users', path: '/crm/contacts' },
 ]
 const INTRO: Record<string, [string, string]> = {
   board: ['Pipeline', 'Your deals by stage. Totals are in your organisation’s currency.'],
   forecast: ['Forecast', 'What is likely to close, by period, in your organisation’s currency.'],
   reports: ['Reports', 'Pipeline by stage, conversion, win rate, sales cycle and activities; each as CSV too.'],
+  contacts: ['Contacts', 'People you sell to; vCard export and import for address books.'],
 }
 
 interface Pipeline {
@@ -118,6 +121,7 @@ export default function CrmApp() {
     if (!resource) return <EmptyState icon="lock" title="You may not read these records" />
     return <RecordPage key={m.id} resource={resource} subject={m.subject as Subject} id={m.id!} />
   }
+  const contactsMeta = findResource(meta, 'crm', 'contacts')
   if (!findResource(meta, 'crm', 'deals')) return <EmptyState icon="lock" title="You may not read deals" />
   if (!TABS.some((t) => t.path === path)) return <EmptyState icon="search" title="Page not found" />
 
@@ -130,7 +134,15 @@ export default function CrmApp() {
         </div>
       </div>
       <Tabs label="CRM views" current={current} onChange={(id) => navigate(TABS.find((t) => t.id === id)!.path)} tabs={TABS.map(({ id, label, icon }) => ({ id, label, icon }))} />
-      {current === 'board' ? <BoardPage /> : current === 'forecast' ? <Forecast /> : <Reports />}
+      {current === 'board' ? (
+        <BoardPage />
+      ) : current === 'forecast' ? (
+        <Forecast />
+      ) : current === 'contacts' ? (
+        contactsMeta ? <Contacts contacts={contactsMeta} /> : <EmptyState icon="lock" title="You may not read contacts" />
+      ) : (
+        <Reports />
+      )}
     </div>
   )
 }

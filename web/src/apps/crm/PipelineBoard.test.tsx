@@ -172,4 +172,25 @@ describe('PipelineBoard', () => {
     expect(total(p)).toMatch(/299\.50/)
     expect(within(column('Won')).queryByLabelText(/New deal/)).toBeNull()
   })
+
+  it('shows the company and owner names the board carries, without a request per card', async () => {
+    const calls = mockFetch((c) => {
+      if (c.path === BOARD) {
+        const b = board()
+        b.columns[0]!.items = b.columns[0]!.items.map((d, i) => ({
+          ...d, company_id: `C${i}`, company_name: `Company ${i}`, owner_id: 'U1', owner_name: 'Ada Lovelace',
+        }))
+        b.columns[1]!.items[0] = { ...b.columns[1]!.items[0]!, company_id: 'CX', company_name: null }
+        return json(200, b)
+      }
+      return undefined
+    })
+    render(<PipelineBoard deals={DEALS} pipelineId="P1" meId="ME" />, { wrapper: WithSession })
+    const q = await screen.findByRole('listitem', { name: 'Qualified column' })
+    expect(within(q).getByText('Company 0')).toBeTruthy()
+    expect(within(q).getByText('Company 1')).toBeTruthy()
+    expect(within(q).getAllByText('Ada Lovelace')).toHaveLength(2)
+    await new Promise((r) => setTimeout(r, 20))
+    expect(calls.filter((c) => /\/(crm\/companies|identity\/users)\//.test(c.path))).toEqual([])
+  })
 })

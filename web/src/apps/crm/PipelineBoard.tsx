@@ -113,7 +113,8 @@ function DealCard({
       </div>
       {deal.company_id && (
         <span className="deal-company small muted">
-          <Icon name="briefcase" size={12} /> <RefValue refKey="crm.companies" id={deal.company_id} link={false} />
+          <Icon name="briefcase" size={12} />{' '}
+          {deal.company_name !== undefined ? (deal.company_name ?? '—') : <RefValue refKey="crm.companies" id={deal.company_id} link={false} />}
         </span>
       )}
       <div className="task-meta">
@@ -127,7 +128,7 @@ function DealCard({
         {deal.owner_id && (
           <span className="row" style={{ gap: 3, marginLeft: 'auto' }}>
             <Icon name="user" size={12} />
-            <RefValue refKey="identity.users" id={deal.owner_id} link={false} />
+            {deal.owner_name !== undefined ? (deal.owner_name ?? '—') : <RefValue refKey="identity.users" id={deal.owner_id} link={false} />}
           </span>
         )}
       </div>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { board as fixture, deal } from '../../test/crm.fixture'
-import { addCard, appendPage, moveAction, moveCard, revertCard, withTotals } from './board'
+import { addCard, appendPage, keepNames, moveAction, moveCard, replaceCard, revertCard, withTotals } from './board'
 import { formatMoney, fromCents, toCents } from './money'
 
 describe('money', () => {
@@ -74,5 +74,16 @@ describe('board state', () => {
     expect(moveAction(open, b.columns[3]!.stage)).toBe('lose')
     expect(moveAction({ ...open, status: 'lost' }, b.columns[1]!.stage)).toBe('reopen')
     expect(moveAction({ ...open, status: 'won' }, b.columns[2]!.stage)).toBe('move')
+  })
+
+  it('keeps the board names of a card the server answered without them, unless its references changed', () => {
+    const card = deal('D1', 'Alpha deal', 'S1', '1000.00', { company_id: 'C1', company_name: 'Acme', owner_id: 'U1', owner_name: 'Ada' })
+    const b = fixture()
+    b.columns[0]!.items[0] = card
+    const same = replaceCard(b, { ...card, company_name: undefined, owner_name: undefined, probability: 60 })
+    expect(same.columns[0]!.items[0]).toMatchObject({ company_name: 'Acme', owner_name: 'Ada', probability: 60 })
+    const other = keepNames(card, { ...card, company_id: 'C2', company_name: undefined, owner_name: undefined })
+    expect(other.company_name).toBeUndefined()
+    expect(other.owner_name).toBe('Ada')
   })
 })

@@ -52,7 +52,15 @@ export function moveCard(board: BoardData, dealId: string, stageId: string, prob
 
 /** Puts the server's copy of a deal in place of the optimistic one. */
 export function replaceCard(board: BoardData, deal: Deal): BoardData {
-  return { ...board, columns: board.columns.map((c) => ({ ...c, items: c.items.map((d) => (d.id === deal.id ? deal : d)) })) }
+  return { ...board, columns: board.columns.map((c) => ({ ...c, items: c.items.map((d) => (d.id === deal.id ? keepNames(d, deal) : d)) })) }
+}
+
+/** A deal as an action returns it has no board names: keep the card's while the ids are the same. */
+export function keepNames(card: Deal, deal: Deal): Deal {
+  const out = { ...deal }
+  if (out.company_name === undefined && card.company_id === deal.company_id) out.company_name = card.company_name
+  if (out.owner_name === undefined && card.owner_id === deal.owner_id) out.owner_name = card.owner_name
+  return out
 }
 
 /** Takes counts and totals from a fresh board answer, keeping the cards already shown. */

@@ -25,6 +25,9 @@ export interface Deal {
   committed: boolean
   company_id: string | null
   contact_id: string | null
+  /** Named by the board (null: none or deleted); absent on a deal from anywhere else. */
+  company_name?: string | null
+  owner_name?: string | null
   description?: string
   won_reason?: string
   lost_reason?: string
