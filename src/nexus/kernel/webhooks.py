@@ -434,14 +434,21 @@ class Sender:
                 if hook["consecutive_failures"]:
                     await uow.conn.execute("UPDATE kernel_webhook SET consecutive_failures = 0 WHERE id = ?", [hook["id"]])
                 return
-            failures = hook["consecutive_failures"] + 1
-            await uow.conn.execute("UPDATE kernel_webhook SET consecutive_failures = ? WHERE id = ?",
-                                   [failures, hook["id"]])
+            # Counted in the database, not from the row read before the request: two deliveries
+            # of one hook failing at the same time must both count (a lost update here once
+            # kept a dead receiver enabled).
+            await uow.conn.execute(
+                "UPDATE kernel_webhook SET consecutive_failures = COALESCE(consecutive_failures, 0) + 1 WHERE id = ?",
+                [hook["id"]])
+            failures = int(await uow.conn.fetchval("SELECT consecutive_failures FROM kernel_webhook WHERE id = ?",
+                                                   [hook["id"]]))
             if failures >= self.cfg.disable_after and hook["enabled"]:
                 reason = f"disabled after {failures} failed attempts in a row; last: {error}"[:500]
-                await uow.conn.execute(
-                    "UPDATE kernel_webhook SET enabled = ?, disabled_reason = ?, version = version + 1 WHERE id = ?",
-                    [False, reason, hook["id"]])
+                n = await uow.conn.execute(
+                    "UPDATE kernel_webhook SET enabled = ?, disabled_reason = ?, version = version + 1"
+                    " WHERE id = ? AND enabled = ?", [False, reason, hook["id"], True])
+                if n != 1:
+                    return  # a concurrent failure disabled it (and told the owner) first
                 uow.audit("webhooks", "subscriptions", hook["id"], "disabled", None, {"reason": reason})
                 uow.emit("nexus.webhooks.subscription.disabled", hook["id"], {"id": hook["id"], "record": None,
                                                                                "previous": None, "reason": reason})
