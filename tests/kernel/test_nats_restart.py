@@ -54,6 +54,7 @@ class NatsServer:
         self.store = store
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started: list[subprocess.Popen[bytes]] = []  # every one, so that none outlives the test
 
     @property
     def url(self) -> str:
@@ -63,6 +64,7 @@ class NatsServer:
         self.proc = subprocess.Popen(
             [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.started.append(self.proc)
         deadline = time.monotonic() + 15
         while not _port_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -75,9 +77,10 @@ class NatsServer:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
 
 
 @pytest.mark.parametrize("db", BACKENDS)
