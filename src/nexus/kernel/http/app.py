@@ -6,6 +6,7 @@ handler → problem+json for any error (never a stack trace) → access log.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib
 import itertools
@@ -166,11 +167,26 @@ class Nexus:
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
 
-    async def shutdown(self) -> None:
-        for fn in self.hooks.get("shutdown", []):
-            await fn()
+    async def shutdown(self, grace: float = 20.0) -> None:
+        """Stop every subsystem, each within `grace` seconds.
+
+        A subsystem whose stop never returns (a job that swallows its cancellation, a peer that
+        never answers) must not keep the process — or the next test session — from ending:
+        it is cancelled and left behind, and the database is closed regardless; anything it
+        had not committed is rolled back, never half-written.
+        """
+        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            (getattr(fn, "__qualname__", repr(fn)), fn) for fn in self.hooks.get("shutdown", [])]
         if self.run_background:
-            await self.events.stop()
+            steps.append(("events.stop", self.events.stop))
+        for name, fn in steps:
+            task = asyncio.ensure_future(fn())
+            done, _ = await asyncio.wait({task}, timeout=grace)
+            if not done:
+                task.cancel()  # not awaited: a task that ignores cancellation would hang us again
+                log.warning("shutdown: %s did not stop within %.0f s; cancelled", name, grace)
+            elif task.exception() is not None:
+                log.warning("shutdown: %s failed: %r", name, task.exception())
         await self.db.close()
         self._started = False
 
