@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,9 @@ import httpx
 import pytest
 
 from nexus.kernel.cli import default_port
+from tests.factories import free_port
 
 NEXUS = str(Path(sys.executable).parent / "nexus")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def env_for(tmp: Path, **extra: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -26,22 +25,16 @@ from tests.apps.identity.oidc_helpers import (
     register_client,
     signed_in_browser,
 )
-from tests.factories import new_org
+from tests.factories import free_port, new_org
 
 # authlib 1.9 announces a future move of its httpx integration; the client works as is.
 pytestmark = pytest.mark.filterwarnings("ignore:The httpx module is deprecated")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def live(nx: Nexus) -> AsyncIterator[str]:
     """NEXUS on a real socket, in the test's own event loop; stopped after the module."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(nx, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
     task = asyncio.create_task(server.serve())
     for _ in range(200):

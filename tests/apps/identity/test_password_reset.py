@@ -10,7 +10,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import tempfile
 import threading
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ from nexus.kernel.config import Settings
 from nexus.kernel.http.app import Nexus
 from nexus.kernel.jsonutil import utcnow
 from tests.conftest import _pg_admin, make_settings
-from tests.factories import PASSWORD, audit_rows, client_at, new_org, token_for
+from tests.factories import PASSWORD, audit_rows, client_at, free_port, new_org, token_for
 
 PUBLIC = "https://nexus.example"
 RESET = "/api/v1/auth/password-reset"
@@ -58,12 +57,6 @@ class Inbox:
         raise AssertionError(f"no mail to {to} after {timeout}s ({len(self.messages)} messages in all)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclasses.dataclass
 class MailWorld:
     nx: Nexus
@@ -76,7 +69,7 @@ async def world(backend: str) -> AsyncIterator[MailWorld]:
     """A NEXUS of its own (its own database, so that no other test's worker picks up its mail
     jobs) configured with NEXUS_SMTP_URL pointing at a local aiosmtpd."""
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     data_dir = Path(tempfile.mkdtemp(prefix="nexus-reset-"))

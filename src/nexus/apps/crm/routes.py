@@ -18,7 +18,7 @@ from starlette.responses import Response
 from nexus.kernel.cache import cache_of
 from nexus.kernel.context import system_context
 from nexus.kernel.errors import Problem, bad_request, not_found
-from nexus.kernel.http.app import nexus_of, read_body
+from nexus.kernel.http.app import client_addr, nexus_of, read_body
 from nexus.kernel.http.crud import query_params
 from nexus.kernel.http.responses import json_response
 from nexus.kernel.http.routing import RouteDef
@@ -369,8 +369,7 @@ async def web_lead(req: Request) -> Response:
     nx = nexus_of(req)
     form = await _form(req)
     headers = _cors(req, form)
-    client = req.scope.get("client")
-    addr = client[0] if client else "unknown"
+    addr = client_addr(req) or "unknown"
     window = int(time.time() // 3600)
     hits = await cache_of(nx).incr(f"crm:w2l:{form['id']}:{addr}:{window}", ttl=3600)
     if hits > form["rate_per_hour"]:

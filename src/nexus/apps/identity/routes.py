@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from nexus.kernel.errors import Problem
-from nexus.kernel.http.app import Nexus, nexus_of, read_body
+from nexus.kernel.http.app import Nexus, client_addr, nexus_of, read_body
 from nexus.kernel.http.responses import json_response
 from nexus.kernel.http.routing import RouteDef
 
@@ -63,11 +63,6 @@ def _no_nul(form: dict[str, str]) -> dict[str, str]:
     return form
 
 
-def _client(req: Request) -> str | None:
-    c = req.scope.get("client")
-    return c[0] if c else None
-
-
 async def token(req: Request) -> Response:
     """OAuth 2.0 token endpoint: password and refresh_token grants."""
     form = await _form(req)
@@ -80,7 +75,7 @@ async def token(req: Request) -> Response:
             raise Problem(400, "username and password are required.", extra={"error": "invalid_request"})
         if len(username) > 320 or len(password) > 1024:
             raise Problem(400, "username or password is too long.", extra={"error": "invalid_request"})
-        out = await signin.password_grant(username, password, form.get("org") or None, _client(req),
+        out = await signin.password_grant(username, password, form.get("org") or None, client_addr(req),
                                           req.headers.get("user-agent"))
         if "mfa_token" in out:
             raise _security.mfa_problem(out)
@@ -89,7 +84,7 @@ async def token(req: Request) -> Response:
         rt = form.get("refresh_token")
         if not rt or len(rt) > 200:
             raise Problem(400, "refresh_token is required.", extra={"error": "invalid_request"})
-        return json_response(await signin.refresh_grant(rt, _client(req)), headers=headers)
+        return json_response(await signin.refresh_grant(rt, client_addr(req)), headers=headers)
     if grant in _security.GRANTS:
         return await _security.GRANTS[grant](req, form)
     if not grant:
@@ -106,7 +101,7 @@ async def revoke(req: Request) -> Response:
         raise Problem(400, "token is required.", extra={"error": "invalid_request"})
     if len(tok) > 4096:
         return Response(status_code=200)  # nothing this long was ever issued
-    await nexus_of(req).state["identity.signin"].revoke(tok, _client(req))
+    await nexus_of(req).state["identity.signin"].revoke(tok, client_addr(req))
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
@@ -116,7 +111,7 @@ async def logout(req: Request) -> Response:
     p = await nx.principal(req)
     if p.session_id is None:
         raise Problem(400, "API keys have no session; revoke the key instead.")
-    await nx.state["identity.signin"].end_session(p.session_id, p.org_id, p.user_id, "signed_out", _client(req))
+    await nx.state["identity.signin"].end_session(p.session_id, p.org_id, p.user_id, "signed_out", client_addr(req))
     return Response(status_code=204)
 
 

@@ -16,10 +16,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from nexus.kernel.errors import Problem
-from nexus.kernel.http.app import CSRF_COOKIE, REFRESH_COOKIE, SESSION_COOKIE, check_csrf, nexus_of
+from nexus.kernel.http.app import (
+    CSRF_COOKIE,
+    REFRESH_COOKIE,
+    SESSION_COOKIE,
+    check_csrf,
+    client_addr,
+    nexus_of,
+)
 from nexus.kernel.http.routing import RouteDef
 
-from .routes import _client, _form, me
+from .routes import _form, me
 
 REFRESH_PATH = "/api/v1/auth/session"
 
@@ -65,7 +72,7 @@ async def sign_in(req: Request) -> Response:
     if len(username) > 320 or len(password) > 1024:
         raise Problem(400, "username or password is too long.", extra={"error": "invalid_request"})
     signin = nexus_of(req).state["identity.signin"]
-    tokens = await signin.password_grant(username, password, form.get("org") or None, _client(req),
+    tokens = await signin.password_grant(username, password, form.get("org") or None, client_addr(req),
                                          req.headers.get("user-agent"))
     if "mfa_token" in tokens:
         # A second factor is due: no cookies yet; the page finishes at /api/v1/auth/session/mfa.
@@ -85,7 +92,7 @@ async def refresh(req: Request) -> Response:
         raise Problem(401, "No session; sign in.", headers={"WWW-Authenticate": 'Bearer realm="nexus"'})
     signin = nexus_of(req).state["identity.signin"]
     try:
-        tokens = await signin.refresh_grant(token, _client(req))
+        tokens = await signin.refresh_grant(token, client_addr(req))
     except Problem as exc:
         resp = Response(b'{"type":"https://nexus.dev/problems/session-ended","title":"Session ended","status":401,'
                         b'"detail":' + _quote(exc.detail) + b"}", status_code=401,
@@ -103,7 +110,7 @@ async def sign_out(req: Request) -> Response:
     check_csrf(req)
     token = req.cookies.get(REFRESH_COOKIE)
     if token:
-        await nexus_of(req).state["identity.signin"].revoke(token, _client(req))
+        await nexus_of(req).state["identity.signin"].revoke(token, client_addr(req))
     resp = Response(status_code=204)
     _clear_cookies(resp)
     return resp

@@ -218,8 +218,7 @@ class Nexus:
 
     async def context(self, req: Request) -> Context:
         p = await self.principal(req)
-        client = req.scope.get("client")
-        return Context(p, req.scope.get("nexus.request_id"), client[0] if client else None)
+        return Context(p, req.scope.get("nexus.request_id"), client_addr(req))
 
     # -- ASGI ----------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
@@ -359,6 +358,12 @@ def check_csrf(req: Request) -> None:
     got = req.headers.get("x-csrf-token")
     if not expected or not got or not secrets.compare_digest(expected, got):
         raise Problem(403, "The CSRF token is missing or wrong; reload the page.", type="csrf")
+
+
+def client_addr(req: Request) -> str | None:
+    """The caller's address as the server saw it (for audit, lockout and rate limits)."""
+    client = req.scope.get("client")
+    return client[0] if client else None
 
 
 def nexus_of(req: Request) -> Nexus:

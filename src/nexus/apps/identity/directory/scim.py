@@ -32,7 +32,7 @@ from starlette.responses import Response
 from nexus.kernel.auth import hash_secret
 from nexus.kernel.context import Context, Principal
 from nexus.kernel.errors import Problem
-from nexus.kernel.http.app import nexus_of, read_body
+from nexus.kernel.http.app import client_addr, nexus_of, read_body
 from nexus.kernel.http.routing import RouteDef
 from nexus.kernel.ids import new_id
 from nexus.kernel.jsonutil import dumps, iso, loads, utcnow
@@ -192,9 +192,8 @@ async def authenticate(req: Request) -> Context:
     if last is None or (now - last).total_seconds() > 60:
         async with db.transaction() as tx:
             await tx.execute("UPDATE identity_scim_token SET last_used_at = ? WHERE id = ?", [db.ts(now), token_id])
-    client = req.scope.get("client")
     req.scope["nexus.scim.default_roles"] = directory._json_list(default_roles)
-    return Context(principal, req.scope.get("nexus.request_id"), client[0] if client else None)
+    return Context(principal, req.scope.get("nexus.request_id"), client_addr(req))
 
 
 class ScimErrorWithHeaders(ScimError):

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from nexus.kernel.context import Principal
 from nexus.kernel.errors import Problem
-from nexus.kernel.http.app import SESSION_COOKIE, nexus_of, read_body
+from nexus.kernel.http.app import SESSION_COOKIE, client_addr, nexus_of, read_body
 from nexus.kernel.http.responses import json_response
 from nexus.kernel.http.routing import RouteDef
 from nexus.kernel.records import UnitOfWork
@@ -55,11 +55,6 @@ def _base(req: Request) -> str:
     return f"{req.url.scheme}://{req.headers.get('host') or req.url.netloc}"
 
 
-def _client(req: Request) -> str | None:
-    c = req.scope.get("client")
-    return c[0] if c else None
-
-
 def _safe_next(value: str | None) -> str:
     """Only a path on this site: never another origin (open redirect), `//host` or `/\\host`."""
     if not value or len(value) > 1000 or not value.startswith("/") or value.startswith(("//", "/\\")):
@@ -86,7 +81,7 @@ async def _refuse(req: Request, org_id: str, idp: dict[str, Any] | None, protoco
     reason = getattr(exc, "reason", "invalid_response")
     detail = str(getattr(exc, "detail", None) or exc)
     await audit_refusal(nexus_of(req).db, org_id, idp["id"] if idp else None, protocol, reason, detail,
-                        _client(req), resource)
+                        client_addr(req), resource)
     return Problem(exc.status if isinstance(exc, Problem) else 400, detail, type="federation-refused",
                    title="Sign-in refused", extra={"reason": reason})
 
@@ -94,8 +89,8 @@ async def _refuse(req: Request, org_id: str, idp: dict[str, Any] | None, protoco
 async def _finish(req: Request, idp: dict[str, Any], subject: str, email: str | None, name: str | None,
                   claims: dict[str, Any], next_path: str, email_trusted: bool = True) -> Response:
     nx = nexus_of(req)
-    user_id = await provision(nx, idp, subject, email, name, claims, _client(req), email_trusted=email_trusted)
-    tokens = await start_session(nx, idp, user_id, _client(req), req.headers.get("user-agent"))
+    user_id = await provision(nx, idp, subject, email, name, claims, client_addr(req), email_trusted=email_trusted)
+    tokens = await start_session(nx, idp, user_id, client_addr(req), req.headers.get("user-agent"))
     resp = RedirectResponse(_safe_next(next_path), status_code=303, headers={"Cache-Control": "no-store"})
     _set_cookies(req, resp, tokens)
     resp.delete_cookie(BINDING_COOKIE, path=_binding_path(req))
@@ -301,7 +296,7 @@ async def _respond(req: Request, org_id: str, user: Principal, pending: dict[str
     page = saml.post_form_page(info.acs_url, fields, nonce)
     from nexus.apps.identity.service import _ctx
 
-    async with UnitOfWork(nexus_of(req).db, _ctx(user, _client(req))) as uow:
+    async with UnitOfWork(nexus_of(req).db, _ctx(user, client_addr(req))) as uow:
         uow.audit("identity", "saml-sps", sp["id"], "assertion_issued", None,
                   {"user_id": user.user_id, "sp_entity_id": sp["entity_id"], "in_response_to": info.request_id})
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; form-action {acs.scheme}://{acs.netloc};"

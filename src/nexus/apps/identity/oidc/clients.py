@@ -54,6 +54,11 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
+def _private_use_scheme(scheme: str) -> bool:
+    """A native app's reverse-domain scheme (RFC 8252 §7.1), e.g. com.example.app."""
+    return "." in scheme and scheme.replace(".", "").replace("-", "").isalnum()
+
+
 def _redirect_uri(value: str) -> str:
     try:
         parts = urlsplit(value)
@@ -70,9 +75,7 @@ def _redirect_uri(value: str) -> str:
     elif parts.scheme == "http":
         if not _loopback(parts.hostname) or parts.username is not None:
             raise ValueError("http is allowed only on a loopback host (localhost, 127.0.0.1, ::1); use https")
-    elif "." in parts.scheme and parts.scheme.replace(".", "").replace("-", "").isalnum():
-        pass  # a native app's private-use scheme (RFC 8252 §7.1)
-    else:
+    elif not _private_use_scheme(parts.scheme):
         raise ValueError("use https, http on a loopback host, or a private-use scheme like com.example.app")
     return value
 

@@ -20,11 +20,11 @@ from starlette.responses import RedirectResponse, Response
 
 from nexus.kernel.context import Principal
 from nexus.kernel.errors import Problem
-from nexus.kernel.http.app import CSRF_COOKIE, SESSION_COOKIE, Nexus, nexus_of
+from nexus.kernel.http.app import CSRF_COOKIE, SESSION_COOKIE, Nexus, client_addr, nexus_of
 from nexus.kernel.http.responses import json_response
 from nexus.kernel.http.routing import RouteDef
 
-from ..routes import _client, _form
+from ..routes import _form
 from .clients import API_SCOPE, GRANT_TYPES, OIDC_SCOPES
 from .keys import ALG
 from .pages import consent_page, error_page, signed_out_page
@@ -178,7 +178,7 @@ async def authorize(req: Request) -> Response:
         # Exact match only: a trailing slash, other case, extra query, user@host or port is
         # another URI, and an error about it must not be sent there.
         await prov.audit(client, "oauth_refused", {"reason": "redirect_uri not registered",
-                                                   "redirect_uri": (redirect_uri or "")[:300]}, _client(req))
+                                                   "redirect_uri": (redirect_uri or "")[:300]}, client_addr(req))
         return error_page("The redirect_uri is not registered for this application.")
     return await _authorize(req, prov, client, params, redirect_uri)
 
@@ -187,7 +187,7 @@ async def _authorize(req: Request, prov: Provider, client: Client, params: dict[
                      redirect_uri: str) -> Response:
     issuer = _issuer(req)
     state = params.get("state")
-    addr = _client(req)
+    addr = client_addr(req)
 
     async def refuse(error: str, detail: str, user_id: str | None = None) -> Response:
         await prov.audit(client, "oauth_refused", {"reason": detail, "error": error}, addr, user_id)
@@ -264,12 +264,12 @@ async def decide(req: Request) -> Response:
         return error_page("The application has changed or been removed; start again from it.", 400)
     state, issuer = params.get("state"), params["iss"]
     if form.get("decision") != "allow":
-        await prov.audit(client, "oauth_consent_denied", {"scopes": params["scope"]}, _client(req), user.user_id)
+        await prov.audit(client, "oauth_consent_denied", {"scopes": params["scope"]}, client_addr(req), user.user_id)
         return _redirect(redirect_uri, {"error": "access_denied", "error_description": "The user denied access.",
                                         "state": state, "iss": issuer})
     code = await prov.issue_code(client, user, redirect_uri=redirect_uri, scopes=list(params["scope"]),
                                  nonce=params.get("nonce"), challenge=params.get("code_challenge"), issuer=issuer,
-                                 addr=_client(req), consent=True)
+                                 addr=client_addr(req), consent=True)
     return _redirect(redirect_uri, {"code": code, "state": state, "iss": issuer})
 
 
@@ -278,7 +278,7 @@ class _uow_audit:
         from nexus.kernel.context import Context, request_id_var
         from nexus.kernel.records import UnitOfWork
 
-        self.uow = UnitOfWork(prov.db, Context(user, request_id_var.get(), _client(req)))
+        self.uow = UnitOfWork(prov.db, Context(user, request_id_var.get(), client_addr(req)))
 
     async def __aenter__(self) -> Any:
         await self.uow.__aenter__()
@@ -316,7 +316,7 @@ def _client_credentials(req: Request, form: dict[str, str]) -> tuple[str | None,
 async def token(req: Request) -> Response:
     prov = _prov(req)
     form = await _form(req)
-    addr = _client(req)
+    addr = client_addr(req)
     cid, secret = _client_credentials(req, form)
     client = await prov.authenticate_client(cid, secret, addr)
     try:
@@ -355,7 +355,7 @@ async def introspect(req: Request) -> Response:
     prov = _prov(req)
     form = await _form(req)
     cid, secret = _client_credentials(req, form)
-    client = await prov.authenticate_client(cid, secret, _client(req))
+    client = await prov.authenticate_client(cid, secret, client_addr(req))
     if client.public:
         raise oauth_error("invalid_client", "Introspection is for confidential clients.", 401,
                           {"WWW-Authenticate": 'Basic realm="nexus"'})
@@ -369,11 +369,11 @@ async def revoke(req: Request) -> Response:
     prov = _prov(req)
     form = await _form(req)
     cid, secret = _client_credentials(req, form)
-    client = await prov.authenticate_client(cid, secret, _client(req))
+    client = await prov.authenticate_client(cid, secret, client_addr(req))
     tok = form.get("token")
     if not tok:
         raise oauth_error("invalid_request", "token is required.")
-    await prov.revoke(client, tok, _client(req))
+    await prov.revoke(client, tok, client_addr(req))
     return Response(status_code=200, headers={**_NO_STORE, **_cors_for(req, client)})
 
 
@@ -419,10 +419,10 @@ async def logout(req: Request) -> Response:
     target = params.get("post_logout_redirect_uri")
     if target is not None and target not in client.post_logout_redirect_uris:
         await prov.audit(client, "oauth_refused", {"reason": "post_logout_redirect_uri not registered"},
-                         _client(req), claims["sub"])
+                         client_addr(req), claims["sub"])
         return error_page("The post_logout_redirect_uri is not registered for this application.")
     sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
-    await prov.end_session(client, claims["sub"], str(claims.get("org") or client.org_id), sid, _client(req))
+    await prov.end_session(client, claims["sub"], str(claims.get("org") or client.org_id), sid, client_addr(req))
     resp = _redirect(target, {"state": params.get("state")}) if target else signed_out_page()
     browser = await _browser_user(req)
     if browser is None or browser.session_id == sid:

@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from nexus.kernel.context import Context, Principal, request_id_var
-from nexus.kernel.http.app import check_csrf
+from nexus.kernel.http.app import check_csrf, client_addr
 from nexus.kernel.http.routing import RouteDef
 from nexus.kernel.records import UnitOfWork
 
-from ..routes import _client, _form
+from ..routes import _form
 from .provider import WEB_CLIENT_ID, Client, Provider, oauth_error
 
 CALLBACK_PATH = "/auth/callback"
@@ -53,7 +53,7 @@ async def sign_in_with_code(req: Request) -> Response:
     if len(code) > 200 or len(verifier) > 200 or len(redirect_uri) > 2000:
         raise oauth_error("invalid_request", "A parameter is too long.")
     prov: Provider = _prov(req)
-    addr = _client(req)
+    addr = client_addr(req)
     org = await prov.code_org(code)
     client = web_client(org or "", _issuer(req))
     spent = await prov.spend_code(client, code, redirect_uri, verifier, addr)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from nexus.kernel.auth import require_recent_auth
 from nexus.kernel.context import Context, Principal
 from nexus.kernel.errors import Problem
-from nexus.kernel.http.app import nexus_of, read_body, require_json
+from nexus.kernel.http.app import client_addr, nexus_of, read_body, require_json
 from nexus.kernel.http.responses import json_response
 from nexus.kernel.http.routing import RouteDef
 from nexus.kernel.jsonutil import loads, utcnow
@@ -25,11 +25,6 @@ from .models import SignInEvent
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 SIGNINS = TableSpec(SignInEvent)
-
-
-def _client(req: Request) -> str | None:
-    c = req.scope.get("client")
-    return c[0] if c else None
 
 
 def _ua(req: Request) -> str | None:
@@ -80,7 +75,7 @@ async def _step_up_needed(req: Request, p: Principal, action: str) -> None:
 
 
 def _ctx(req: Request, p: Principal) -> Context:
-    return Context(p, req.scope.get("nexus.request_id"), _client(req))
+    return Context(p, req.scope.get("nexus.request_id"), client_addr(req))
 
 
 # -- OAuth token grants and the MFA step -------------------------------------------------------
@@ -105,7 +100,7 @@ async def _finish(req: Request, fields: dict[str, Any]) -> dict[str, Any]:
     credential = fields.get("credential")
     return await mfa.finish(  # type: ignore[no-any-return]
         _signin(req), nexus_of(req), token, otp=_opt(fields, "otp"), recovery_code=_opt(fields, "recovery_code"),
-        credential=credential, origin=passkeys.relying_party(req), client_addr=_client(req), user_agent=_ua(req))
+        credential=credential, origin=passkeys.relying_party(req), client_addr=client_addr(req), user_agent=_ua(req))
 
 
 def _opt(fields: dict[str, Any], key: str) -> str | None:
@@ -136,7 +131,7 @@ async def _passkey_sign_in(req: Request, fields: dict[str, Any]) -> dict[str, An
     async with nx.db.reader() as conn:
         row = await conn.fetchrow("SELECT status, deleted_at FROM identity_user WHERE id = ?", [user_id])
     wait = await core.account_locked(nx.db, user_id)
-    ctx = Context(Principal(user_id=user_id, org_id=org_id, kind="user"), None, _client(req))
+    ctx = Context(Principal(user_id=user_id, org_id=org_id, kind="user"), None, client_addr(req))
     state = dict(ch.data)
     ok = False
     async with UnitOfWork(nx.db, ctx) as uow:
@@ -153,7 +148,7 @@ async def _passkey_sign_in(req: Request, fields: dict[str, Any]) -> dict[str, An
     if not ok:
         raise refused
     amr = ["hwk", "user", "mfa"] if state.get("user_verified") else ["hwk"]
-    return await _signin(req).open_session(user_id, org_id, _client(req), _ua(req), amr=amr,  # type: ignore[no-any-return]
+    return await _signin(req).open_session(user_id, org_id, client_addr(req), _ua(req), amr=amr,  # type: ignore[no-any-return]
                                            method="passkey")
 
 
@@ -198,7 +193,7 @@ async def passkey_options(req: Request) -> Response:
         options, state = await passkeys.authentication_options(conn, passkeys.relying_party(req), verify_user=True)
     async with UnitOfWork(nx.db, Context(Principal("anonymous", "", "system"))) as uow:
         token = await core.new_challenge(uow, "webauthn_login", org_id=None, user_id=None, data=state,
-                                         ttl=passkeys.TIMEOUT_MS // 1000 + 60, client_addr=_client(req),
+                                         ttl=passkeys.TIMEOUT_MS // 1000 + 60, client_addr=client_addr(req),
                                          user_agent=_ua(req))
     return json_response({"challenge_token": token, "options": options}, headers=NO_STORE)
 
@@ -246,7 +241,7 @@ async def step_up(req: Request) -> Response:
     """Prove it is you again (password, or your second factor when you have one) for sensitive actions."""
     p = await _user_principal(req)
     body = await _json(req)
-    out = await mfa.step_up(_signin(req), nexus_of(req), p, body, passkeys.relying_party(req), _client(req), _ua(req))
+    out = await mfa.step_up(_signin(req), nexus_of(req), p, body, passkeys.relying_party(req), client_addr(req), _ua(req))
     return json_response(out, headers=NO_STORE)
 
 
@@ -270,7 +265,7 @@ async def password_reset_request(req: Request) -> Response:
     """Mail a reset link if the address has an account; the answer is the same either way."""
     body = await _json(req)
     email = _str(body, "email", max_len=320) or ""
-    await reset.request_reset(nexus_of(req), email, _str(body, "org", required=False, max_len=64), _client(req))
+    await reset.request_reset(nexus_of(req), email, _str(body, "org", required=False, max_len=64), client_addr(req))
     return json_response({"detail": "If the address has an account, a reset link is on its way."}, status=202)
 
 
@@ -278,7 +273,7 @@ async def password_reset_confirm(req: Request) -> Response:
     body = await _json(req)
     token = _str(body, "token", max_len=200) or ""
     password = _str(body, "password") or ""
-    await reset.confirm_reset(nexus_of(req), token, password, _client(req), _ua(req))
+    await reset.confirm_reset(nexus_of(req), token, password, client_addr(req), _ua(req))
     return Response(status_code=204)
 
 
